@@ -1,0 +1,166 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// errUsage means the flags were wrong and usage was printed.
+var errUsage = errors.New("usage")
+
+// config is every setting of the server. It is filled from flags and the
+// environment here and handed to packages as their own Config structs.
+type config struct {
+	Addr            string
+	DataDir         string
+	DatabaseURL     string
+	NATSURL         string
+	NATSPrefix      string
+	NATSReplicas    int
+	LogLevel        string
+	DedupWindow     time.Duration
+	Workers         int
+	LogAckWait      time.Duration
+	MaxPendingBytes int64
+	ShutdownTimeout time.Duration
+	RequestTimeout  time.Duration
+
+	// Bootstrap fixes the first start's credentials; environment only.
+	Bootstrap bootstrapCredentials
+}
+
+// option is one row of the configuration table: a flag, its environment
+// variable, its default and what it does. The README's table is this one.
+type option struct {
+	flag, env, def, usage string
+	set                   func(string) error
+}
+
+func stringOpt(p *string) func(string) error { return func(s string) error { *p = s; return nil } }
+
+func intOpt(p *int) func(string) error {
+	return func(s string) error {
+		n, err := strconv.Atoi(s)
+		*p = n
+		return err
+	}
+}
+
+func int64Opt(p *int64) func(string) error {
+	return func(s string) error {
+		n, err := strconv.ParseInt(s, 10, 64)
+		*p = n
+		return err
+	}
+}
+
+func durationOpt(p *time.Duration) func(string) error {
+	return func(s string) error {
+		d, err := time.ParseDuration(s)
+		*p = d
+		return err
+	}
+}
+
+func (c *config) options() []option {
+	return []option{
+		{"addr", "CUSTOS_ADDR", ":8080", "address to listen on", stringOpt(&c.Addr)},
+		{"data-dir", "CUSTOS_DATA_DIR", "./custos-data", "directory for the SQLite database, the embedded log and keys", stringOpt(&c.DataDir)},
+		{"database-url", "CUSTOS_DATABASE_URL", "", "PostgreSQL URL (postgres://...); empty means SQLite in the data dir", stringOpt(&c.DatabaseURL)},
+		{"nats-url", "CUSTOS_NATS_URL", "", "external NATS JetStream URL (nats://...); empty means embedded", stringOpt(&c.NATSURL)},
+		{"nats-prefix", "CUSTOS_NATS_PREFIX", "custos", "namespace of streams and subjects on NATS", stringOpt(&c.NATSPrefix)},
+		{"nats-replicas", "CUSTOS_NATS_REPLICAS", "1", "stream replicas on an external cluster (3 on a three-node cluster)", intOpt(&c.NATSReplicas)},
+		{"log-level", "CUSTOS_LOG_LEVEL", "info", "debug, info, warn or error", stringOpt(&c.LogLevel)},
+		{"dedup-window", "CUSTOS_DEDUP_WINDOW", "168h", "how long a message id is remembered per source for deduplication", durationOpt(&c.DedupWindow)},
+		{"processor-workers", "CUSTOS_PROCESSOR_WORKERS", "2", "log entries applied at once", intOpt(&c.Workers)},
+		{"log-ack-wait", "CUSTOS_LOG_ACK_WAIT", "30s", "time before an entry held by a crashed worker is handed to another", durationOpt(&c.LogAckWait)},
+		{"max-pending-bytes", "CUSTOS_MAX_PENDING_BYTES", "67108864", "accepted bytes waiting for a log write before the gateway answers 503", int64Opt(&c.MaxPendingBytes)},
+		{"shutdown-timeout", "CUSTOS_SHUTDOWN_TIMEOUT", "30s", "time to drain in-flight work on SIGTERM", durationOpt(&c.ShutdownTimeout)},
+		{"request-timeout", "CUSTOS_REQUEST_TIMEOUT", "30s", "deadline of each HTTP request", durationOpt(&c.RequestTimeout)},
+	}
+}
+
+// parseConfig reads flags, then the environment for flags not given, then
+// defaults. getenv is os.Getenv outside tests.
+func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	opts := c.options()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	values := make([]*string, len(opts))
+	for i, o := range opts {
+		values[i] = fs.String(o.flag, o.def, fmt.Sprintf("%s (env %s)", o.usage, o.env))
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: custos %s [flags]\n\n", name)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, errUsage
+		}
+		return c, errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "custos %s: unexpected argument %q\n", name, fs.Arg(0))
+		return c, errUsage
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for i, o := range opts {
+		v := *values[i]
+		if !given[o.flag] {
+			if e, ok := lookupEnv(getenv, o.env); ok {
+				v = e
+			}
+		}
+		if err := o.set(v); err != nil {
+			return c, fmt.Errorf("--%s / %s: invalid value", o.flag, o.env)
+		}
+	}
+	c.Bootstrap = bootstrapCredentials{
+		WriteKey:    getenv(envBootstrapWriteKey),
+		WriteSecret: getenv(envBootstrapWriteSecret),
+		AdminToken:  getenv(envBootstrapAdminToken),
+	}
+	return c, c.validate()
+}
+
+func lookupEnv(getenv func(string) string, key string) (string, bool) {
+	v := getenv(key)
+	return v, v != ""
+}
+
+func (c *config) validate() error {
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		return errors.New("--database-url must be a postgres:// URL")
+	}
+	if c.NATSURL != "" && !strings.Contains(c.NATSURL, "://") {
+		return errors.New("--nats-url must be a nats:// URL")
+	}
+	for _, r := range c.NATSPrefix {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
+			return errors.New("--nats-prefix may hold only letters, digits and '_'")
+		}
+	}
+	if c.NATSPrefix == "" || c.Workers < 1 || c.NATSReplicas < 1 || c.DedupWindow < time.Hour {
+		return errors.New("--nats-prefix must be set, --processor-workers and --nats-replicas at least 1, --dedup-window at least 1h")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return errors.New("--log-level must be debug, info, warn or error")
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	c.DataDir = abs
+	return nil
+}

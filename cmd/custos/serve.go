@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/custos-cdp/custos/internal/api"
+	"github.com/custos-cdp/custos/internal/auth"
+	"github.com/custos-cdp/custos/internal/bus"
+	"github.com/custos-cdp/custos/internal/httpjson"
+	"github.com/custos-cdp/custos/internal/ingest"
+	"github.com/custos-cdp/custos/internal/processor"
+	"github.com/custos-cdp/custos/internal/sqlstore"
+)
+
+func newLogger(level string, w io.Writer) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig("serve", args, os.Getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogLevel, stderr)
+	s, err := start(ctx, cfg, log, stdout)
+	if err != nil {
+		return err
+	}
+	return s.run(ctx)
+}
+
+// server is one running custos process and everything it holds open.
+type server struct {
+	cfg      config
+	log      *slog.Logger
+	db       *sqlstore.DB
+	bus      *bus.Bus
+	eventLog *bus.Log
+	consumer *bus.Consumer
+	http     *http.Server
+	listener net.Listener
+	ready    chan struct{} // closed once serving; tests wait on it
+	stopBg   context.CancelFunc
+	bg       sync.WaitGroup
+}
+
+func openDB(ctx context.Context, cfg config) (*sqlstore.DB, error) {
+	return sqlstore.Open(ctx, sqlstore.Config{URL: cfg.DatabaseURL, Path: filepath.Join(cfg.DataDir, "custos.db")})
+}
+
+// start opens the database (migrating it), bootstraps a first start, opens
+// the log, starts the processor and listens. It returns with everything
+// running except the HTTP server's accept loop, which run starts.
+func start(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) (_ *server, err error) {
+	s := &server{cfg: cfg, log: log, ready: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			s.close(context.Background())
+		}
+	}()
+	if s.db, err = openDB(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	if err = s.db.Migrate(ctx, log); err != nil {
+		return nil, err
+	}
+	if err = bootstrap(ctx, s.db, cfg.Bootstrap, stdout, time.Now); err != nil {
+		return nil, fmt.Errorf("first start: %w", err)
+	}
+	busCfg := bus.Config{URL: cfg.NATSURL, Prefix: cfg.NATSPrefix, Replicas: cfg.NATSReplicas}
+	if cfg.NATSURL == "" {
+		busCfg.StoreDir = filepath.Join(cfg.DataDir, "jetstream")
+		if busCfg.StoreKey, err = loadOrCreateKey(filepath.Join(cfg.DataDir, "log.key")); err != nil {
+			return nil, err
+		}
+	}
+	if s.bus, err = bus.Open(ctx, busCfg, log); err != nil {
+		return nil, fmt.Errorf("event log: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.eventLog = s.bus.NewLog(bus.LogConfig{MaxPendingBytes: cfg.MaxPendingBytes}, reg)
+	proc := processor.New(s.db.Events(), log, reg)
+	s.consumer, err = s.bus.ConsumeEvents(ctx, bus.ConsumeConfig{Workers: cfg.Workers, AckWait: cfg.LogAckWait}, proc.Handle)
+	if err != nil {
+		return nil, fmt.Errorf("processor: %w", err)
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "custos_log_queue_depth",
+		Help: "Event-log entries not yet applied by the processor.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := s.consumer.Depth(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}))
+
+	bgCtx, stopBg := context.WithCancel(context.Background())
+	s.stopBg = stopBg
+	s.bg.Go(func() { s.pruneMessageIDs(bgCtx) })
+
+	mux := http.NewServeMux()
+	ingest.New(ingest.Config{Limits: ingest.DefaultLimits(), Logger: log, Registerer: reg},
+		auth.NewSources(s.db.Sources(), 0), s.eventLog).Register(mux)
+	api.New(api.Config{Logger: log, Timeout: cfg.RequestTimeout}, auth.NewTokens(s.db.Tokens()), s.db.Events()).Register(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+
+	s.http = &http.Server{
+		Handler:           withRequestTimeout(mux, cfg.RequestTimeout),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.RequestTimeout,
+		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if s.listener, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	return s, nil
+}
+
+// withRequestTimeout gives every request a deadline its handlers see.
+func withRequestTimeout(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	status := map[string]string{"database": "ok", "log": "ok"}
+	code := http.StatusOK
+	if err := s.db.Ping(ctx); err != nil {
+		status["database"], code = "unavailable", http.StatusServiceUnavailable
+	}
+	if err := s.bus.Ready(ctx); err != nil {
+		status["log"], code = "unavailable", http.StatusServiceUnavailable
+	}
+	httpjson.Write(w, code, status)
+}
+
+// run serves until ctx ends (SIGTERM or SIGINT), then drains: it stops
+// accepting, lets in-flight requests finish (each waits for its events to
+// be durable), writes what was accepted, lets the processor finish what it
+// holds, and closes everything.
+func (s *server) run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.listener) }()
+	s.log.Info("custos serving", "addr", s.listener.Addr().String(), "database", s.db.Dialect(),
+		"log", map[bool]string{true: "embedded", false: "external"}[s.bus.Embedded()])
+	close(s.ready)
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down")
+	case serveErr = <-errc:
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := s.close(drainCtx)
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		err = errors.Join(serveErr, err)
+	}
+	if err == nil {
+		s.log.Info("stopped cleanly")
+	}
+	return err
+}
+
+// pruneMessageIDs forgets message ids older than the deduplication window,
+// hourly.
+func (s *server) pruneMessageIDs(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := s.db.Events().PruneMessageIDs(ctx, time.Now().Add(-s.cfg.DedupWindow))
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("pruning message ids failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("pruned message ids past the deduplication window", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *server) close(ctx context.Context) error {
+	if s.stopBg != nil {
+		s.stopBg()
+		s.bg.Wait()
+	}
+	var errs []error
+	if s.http != nil {
+		errs = append(errs, s.http.Shutdown(ctx))
+	} else if s.listener != nil {
+		errs = append(errs, s.listener.Close())
+	}
+	if s.eventLog != nil {
+		errs = append(errs, s.eventLog.Close(ctx))
+	}
+	if s.consumer != nil {
+		errs = append(errs, s.consumer.Stop(ctx))
+	}
+	if s.bus != nil {
+		errs = append(errs, s.bus.Close())
+	}
+	if s.db != nil {
+		errs = append(errs, s.db.Close())
+	}
+	return errors.Join(errs...)
+}

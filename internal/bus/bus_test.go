@@ -1,0 +1,238 @@
+package bus_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/custos-cdp/custos/internal/bus"
+	"github.com/custos-cdp/custos/internal/cdp"
+	"github.com/custos-cdp/custos/internal/testenv"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// eachBus runs the same test on the embedded server and on the external one
+// named by CUSTOS_TEST_NATS_URL.
+func eachBus(t *testing.T, test func(t *testing.T, cfg bus.Config)) {
+	t.Helper()
+	t.Run("embedded", func(t *testing.T) {
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		test(t, bus.Config{StoreDir: t.TempDir(), StoreKey: key, Prefix: "t" + testenv.RandomName()})
+	})
+	t.Run("external", func(t *testing.T) {
+		url := testenv.NATSURL(t)
+		cfg := bus.Config{URL: url, Prefix: "t" + testenv.RandomName()}
+		t.Cleanup(func() { deleteStreams(t, cfg) })
+		test(t, cfg)
+	})
+}
+
+func deleteStreams(t *testing.T, cfg bus.Config) {
+	b, err := bus.Open(context.Background(), cfg, quiet)
+	if err != nil {
+		t.Logf("cleanup: %v", err)
+		return
+	}
+	defer b.Close()
+	_ = b.JetStream().DeleteStream(context.Background(), b.EventsStream())
+}
+
+func openBus(t *testing.T, cfg bus.Config) *bus.Bus {
+	t.Helper()
+	b, err := bus.Open(context.Background(), cfg, quiet)
+	if err != nil {
+		t.Fatalf("open bus: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func event(i int) cdp.Event {
+	at := time.Date(2026, 11, 28, 12, 0, 0, i, time.UTC)
+	return cdp.Event{
+		MessageID: fmt.Sprintf("m%06d", i), WorkspaceID: "ws", SourceID: "src", Format: cdp.FormatSegment,
+		Type: cdp.Track, Name: "Clicked", Identities: []cdp.Identity{{Type: cdp.UserID, Value: fmt.Sprintf("u%d", i%50)}},
+		Properties: []byte(`{"n":1}`), Timestamp: at, ReceivedAt: at,
+	}
+}
+
+// collector is an EventHandler that remembers what it saw.
+type collector struct {
+	mu   sync.Mutex
+	seen map[string]int
+	fail int // fail this many calls first
+}
+
+func (c *collector) handle(_ context.Context, events []cdp.Event) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fail > 0 {
+		c.fail--
+		return fmt.Errorf("induced failure")
+	}
+	if c.seen == nil {
+		c.seen = map[string]int{}
+	}
+	for _, ev := range events {
+		c.seen[ev.MessageID]++
+	}
+	return nil
+}
+
+func (c *collector) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.seen)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestGroupCommitConcurrentAppends(t *testing.T) {
+	eachBus(t, func(t *testing.T, cfg bus.Config) {
+		b := openBus(t, cfg)
+		log := b.NewLog(bus.LogConfig{}, nil)
+		const callers, perCaller = 64, 20
+		var wg sync.WaitGroup
+		for c := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				batch := make([]cdp.Event, perCaller)
+				for i := range batch {
+					batch[i] = event(c*perCaller + i)
+				}
+				if err := log.Append(context.Background(), batch); err != nil {
+					t.Errorf("append: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if err := log.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		info, err := b.JetStream().Stream(context.Background(), b.EventsStream())
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs := info.CachedInfo().State.Msgs
+		if msgs == 0 || msgs >= callers {
+			t.Errorf("got %d log writes for %d concurrent appends, want fewer (group commit) and more than 0", msgs, callers)
+		}
+		c := &collector{}
+		cons, err := b.ConsumeEvents(context.Background(), bus.ConsumeConfig{}, c.handle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cons.Stop(context.Background())
+		waitFor(t, "all events consumed", func() bool { return c.count() == callers*perCaller })
+		for id, n := range c.seen {
+			if n != 1 {
+				t.Errorf("event %s handled %d times, want 1", id, n)
+			}
+		}
+		waitFor(t, "log emptied", func() bool {
+			s, err := b.JetStream().Stream(context.Background(), b.EventsStream())
+			return err == nil && s.CachedInfo().State.Msgs == 0
+		})
+	})
+}
+
+func TestConsumerRetriesFailedEntries(t *testing.T) {
+	eachBus(t, func(t *testing.T, cfg bus.Config) {
+		b := openBus(t, cfg)
+		log := b.NewLog(bus.LogConfig{}, nil)
+		if err := log.Append(context.Background(), []cdp.Event{event(1), event(2)}); err != nil {
+			t.Fatal(err)
+		}
+		c := &collector{fail: 2}
+		cons, err := b.ConsumeEvents(context.Background(), bus.ConsumeConfig{RetryDelay: 10 * time.Millisecond}, c.handle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cons.Stop(context.Background())
+		waitFor(t, "entry applied after two failures", func() bool { return c.count() == 2 })
+	})
+}
+
+func TestLogSurvivesReopen(t *testing.T) {
+	eachBus(t, func(t *testing.T, cfg bus.Config) {
+		b, err := bus.Open(context.Background(), cfg, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := b.NewLog(bus.LogConfig{}, nil)
+		for i := range 10 {
+			if err := log.Append(context.Background(), []cdp.Event{event(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = log.Close(context.Background())
+		b.Close()
+
+		b2 := openBus(t, cfg)
+		c := &collector{}
+		cons, err := b2.ConsumeEvents(context.Background(), bus.ConsumeConfig{}, c.handle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cons.Stop(context.Background())
+		waitFor(t, "events written before the restart", func() bool { return c.count() == 10 })
+	})
+}
+
+func TestAppendBackPressure(t *testing.T) {
+	eachBus(t, func(t *testing.T, cfg bus.Config) {
+		b := openBus(t, cfg)
+		log := b.NewLog(bus.LogConfig{MaxPendingBytes: 10}, nil)
+		err := log.Append(context.Background(), []cdp.Event{event(1)})
+		if !cdp.IsKind(err, cdp.Unavailable) {
+			t.Fatalf("got %v, want Unavailable when over the pending limit", err)
+		}
+	})
+}
+
+func TestAppendAfterCloseIsUnavailable(t *testing.T) {
+	eachBus(t, func(t *testing.T, cfg bus.Config) {
+		b := openBus(t, cfg)
+		log := b.NewLog(bus.LogConfig{}, nil)
+		if err := log.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := log.Append(context.Background(), []cdp.Event{event(1)}); !cdp.IsKind(err, cdp.Unavailable) {
+			t.Fatalf("got %v, want Unavailable after Close", err)
+		}
+	})
+}
+
+func TestFullLogRefusesWrites(t *testing.T) {
+	eachBus(t, func(t *testing.T, cfg bus.Config) {
+		cfg.MaxLogBytes = 4 << 10
+		b := openBus(t, cfg)
+		log := b.NewLog(bus.LogConfig{}, nil)
+		var err error
+		for i := range 200 {
+			if err = log.Append(context.Background(), []cdp.Event{event(i)}); err != nil {
+				break
+			}
+		}
+		if !cdp.IsKind(err, cdp.Unavailable) {
+			t.Fatalf("got %v, want Unavailable once the log is full", err)
+		}
+	})
+}

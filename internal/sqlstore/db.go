@@ -1,0 +1,148 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/custos-cdp/custos/internal/cdp"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Config says which database to use.
+type Config struct {
+	// URL of a PostgreSQL database (postgres:// or postgresql://). Empty
+	// means SQLite at Path.
+	URL string
+	// Path of the SQLite file, used when URL is empty.
+	Path string
+	// MaxConns bounds the connection pool (PostgreSQL) or the reader pool
+	// (SQLite, which always has one writer). Default 8.
+	MaxConns int
+}
+
+// DB is an open database with its dialect. Writes go through w; reads may
+// use r, which on SQLite is a separate pool so readers never queue behind
+// the single writer.
+type DB struct {
+	w, r    *sql.DB
+	dialect dialect
+}
+
+type dialect interface {
+	name() string
+	gooseDialect() goose.Dialect
+	translate(err error) error
+}
+
+// Open opens the database. It does not migrate; call Migrate.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 8
+	}
+	var (
+		db  *DB
+		err error
+	)
+	if IsPostgresURL(cfg.URL) {
+		db, err = openPostgres(cfg)
+	} else if cfg.URL != "" {
+		return nil, cdp.Reason(cdp.Invalid, "invalid_database_url", "database URL must start with postgres:// or postgresql://")
+	} else {
+		db, err = openSQLite(cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.Ping(pingCtx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// IsPostgresURL reports whether url names a PostgreSQL database.
+func IsPostgresURL(url string) bool {
+	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
+}
+
+// Dialect names the database: "sqlite" or "postgres".
+func (db *DB) Dialect() string { return db.dialect.name() }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.w.PingContext(ctx); err != nil {
+		return cdp.Wrap(cdp.Unavailable, "database_unavailable", err, "database unreachable")
+	}
+	return nil
+}
+
+// Close closes every pool.
+func (db *DB) Close() error {
+	err := db.w.Close()
+	if db.r != db.w {
+		err = errors.Join(err, db.r.Close())
+	}
+	return err
+}
+
+// Migrate applies every migration not yet applied. It is safe to run from
+// several processes at once on PostgreSQL (goose takes a lock).
+func (db *DB) Migrate(ctx context.Context, log *slog.Logger) error {
+	fsys, err := fs.Sub(migrations, "migrations/"+db.dialect.name())
+	if err != nil {
+		return err
+	}
+	opts := []goose.ProviderOption{}
+	if db.dialect.name() == "postgres" {
+		locker, err := newPostgresLocker()
+		if err != nil {
+			return err
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(db.dialect.gooseDialect(), db.w, fsys, opts...)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", db.dialect.name(), err)
+	}
+	for _, r := range results {
+		log.Info("migration applied", "version", r.Source.Version, "duration", r.Duration)
+	}
+	return nil
+}
+
+// tx runs fn in a write transaction, committing if it returns nil.
+func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return db.dialect.translate(err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return db.dialect.translate(err)
+	}
+	return nil
+}
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(n int64) time.Time { return time.UnixMicro(n).UTC() }

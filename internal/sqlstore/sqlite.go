@@ -1,0 +1,78 @@
+package sqlstore
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"github.com/pressly/goose/v3"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/custos-cdp/custos/internal/cdp"
+)
+
+type sqliteDialect struct{}
+
+func (sqliteDialect) name() string                { return "sqlite" }
+func (sqliteDialect) gooseDialect() goose.Dialect { return goose.DialectSQLite3 }
+
+// translate maps SQLite result codes to error kinds.
+func (sqliteDialect) translate(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return cdp.Wrap(cdp.Conflict, "conflict", err, "already exists")
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return cdp.Wrap(cdp.Invalid, "invalid_reference", err, "refers to something that does not exist")
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_BUSY_SNAPSHOT:
+			return cdp.Wrap(cdp.Unavailable, "database_busy", err, "database busy")
+		}
+	}
+	return err
+}
+
+// openSQLite opens the file with one writer connection and a pool of
+// readers. WAL lets readers run beside the writer; synchronous=FULL makes a
+// commit durable before it returns, so an event log entry is acked only
+// after what it produced is on disk.
+func openSQLite(cfg Config) (*DB, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("sqlite: no path")
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	pragmas := url.Values{}
+	for _, p := range []string{
+		"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)",
+		"foreign_keys(1)", "secure_delete(1)", "cache_size(-32000)",
+	} {
+		pragmas.Add("_pragma", p)
+	}
+	dsn := "file:" + cfg.Path + "?" + pragmas.Encode()
+	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	r.SetMaxOpenConns(cfg.MaxConns)
+	r.SetMaxIdleConns(cfg.MaxConns)
+	if err := os.Chmod(cfg.Path, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	return &DB{w: w, r: r, dialect: sqliteDialect{}}, nil
+}

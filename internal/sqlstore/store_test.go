@@ -1,0 +1,38 @@
+package sqlstore_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+
+	"github.com/custos-cdp/custos/internal/sqlstore"
+	"github.com/custos-cdp/custos/internal/testenv"
+)
+
+// eachDB runs the same test against SQLite and PostgreSQL: the conformance
+// suite. PostgreSQL needs CUSTOS_TEST_POSTGRES_URL.
+func eachDB(t *testing.T, test func(t *testing.T, db *sqlstore.DB)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) {
+		test(t, openDB(t, sqlstore.Config{Path: filepath.Join(t.TempDir(), "custos.db")}))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		test(t, openDB(t, sqlstore.Config{URL: testenv.PostgresURL(t)}))
+	})
+}
+
+func openDB(t *testing.T, cfg sqlstore.Config) *sqlstore.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlstore.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return db
+}

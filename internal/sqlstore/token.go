@@ -1,0 +1,51 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/custos-cdp/custos/internal/cdp"
+)
+
+// Tokens stores admin API tokens by hash.
+type Tokens struct{ db *DB }
+
+// Tokens returns the API token store.
+func (db *DB) Tokens() *Tokens { return &Tokens{db: db} }
+
+func insertToken(ctx context.Context, tx *sql.Tx, t cdp.APIToken, hash []byte) error {
+	_, err := tx.ExecContext(ctx,
+		`INSERT INTO api_tokens (id, workspace_id, name, role, token_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		t.ID, t.WorkspaceID, t.Name, string(t.Role), hash, micros(t.CreatedAt))
+	return err
+}
+
+// Create adds a token with the given hash.
+func (s *Tokens) Create(ctx context.Context, t cdp.APIToken, hash []byte) error {
+	return s.db.tx(ctx, func(tx *sql.Tx) error {
+		return s.db.dialect.translate(insertToken(ctx, tx, t, hash))
+	})
+}
+
+// ByHash returns the live token whose secret hashes to h; NotFound when
+// none does or it was revoked.
+func (s *Tokens) ByHash(ctx context.Context, h []byte) (cdp.APIToken, error) {
+	var (
+		t       cdp.APIToken
+		role    string
+		created int64
+	)
+	err := s.db.r.QueryRowContext(ctx,
+		`SELECT id, workspace_id, name, role, created_at FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL`, h).
+		Scan(&t.ID, &t.WorkspaceID, &t.Name, &role, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return cdp.APIToken{}, cdp.Errorf(cdp.NotFound, "token not found")
+	}
+	if err != nil {
+		return cdp.APIToken{}, s.db.dialect.translate(err)
+	}
+	t.Role = cdp.Role(role)
+	t.CreatedAt = fromMicros(created)
+	return t, nil
+}
