@@ -113,6 +113,7 @@ type ConsentSignal struct {
 // StoredEvent is an event as the store keeps it, with its position in the
 // workspace's order of arrival at the store (Seq grows with each event).
 type StoredEvent struct {
-	Seq   int64
-	Event Event
+	Seq     int64
+	Profile ProfileID
+	Event   Event
 }

@@ -43,6 +43,10 @@ type dialect interface {
 	name() string
 	gooseDialect() goose.Dialect
 	translate(err error) error
+	// lockShare and lockUpdate are the row-locking clauses of a SELECT;
+	// SQLite has none and needs none, as it runs one writer at a time.
+	lockShare() string
+	lockUpdate() string
 }
 
 // Open opens the database. It does not migrate; call Migrate.

@@ -19,6 +19,8 @@ type sqliteDialect struct{}
 
 func (sqliteDialect) name() string                { return "sqlite" }
 func (sqliteDialect) gooseDialect() goose.Dialect { return goose.DialectSQLite3 }
+func (sqliteDialect) lockShare() string           { return "" }
+func (sqliteDialect) lockUpdate() string          { return "" }
 
 // translate maps SQLite result codes to error kinds.
 func (sqliteDialect) translate(err error) error {

@@ -1,0 +1,663 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/custos-cdp/custos/internal/cdp"
+	"github.com/custos-cdp/custos/internal/eventcodec"
+	"github.com/custos-cdp/custos/internal/identity"
+	"github.com/custos-cdp/custos/internal/vault"
+)
+
+// Profiles stores people: the identity graph, traits, groups, timelines
+// and the merge log, all personal data sealed under each person's data
+// key. One process should hold one Profiles: it caches data keys.
+type Profiles struct {
+	db    *DB
+	vault *vault.Vault
+	rules *IdentityRules
+	keys  *dataKeyCache
+	now   func() time.Time
+}
+
+// NewProfiles returns the profile store, encrypting with v.
+func NewProfiles(db *DB, v *vault.Vault) *Profiles {
+	return &Profiles{
+		db:    db,
+		vault: v,
+		rules: &IdentityRules{db: db, cache: map[cdp.WorkspaceID]cachedRules{}},
+		keys:  newDataKeyCache(50000, 10*time.Minute),
+		now:   time.Now,
+	}
+}
+
+// Rules is the store of the workspaces' identity resolution rules.
+func (s *Profiles) Rules() *IdentityRules { return s.rules }
+
+// ApplyResult says what Apply did.
+type ApplyResult struct {
+	Applied           int // events stored
+	Duplicates        int // events whose message id was applied before
+	ProfilesCreated   int
+	Merges            int
+	DroppedIdentities int // identities not attached (limits, unique types, splits)
+}
+
+// Apply resolves each event to a profile, grows and merges the identity
+// graph as the workspace's rules decide, updates traits and groups, and
+// appends the event to the profile's timeline. Events whose message id was
+// applied before are skipped. It is atomic: all of it happens or none.
+// Conflicts with concurrent writers are retried here.
+func (s *Profiles) Apply(ctx context.Context, events []cdp.Event) (ApplyResult, error) {
+	var res ApplyResult
+	// Load (or create) each workspace's keys before the transaction: on
+	// SQLite the transaction holds the only writer connection.
+	seen := map[cdp.WorkspaceID]bool{}
+	for i := range events {
+		if ws := events[i].WorkspaceID; !seen[ws] {
+			seen[ws] = true
+			if _, err := s.vault.Keys(ctx, ws); err != nil {
+				return res, err
+			}
+		}
+	}
+	var err error
+	for attempt := range 8 {
+		res = ApplyResult{}
+		err = s.db.tx(ctx, func(tx *sql.Tx) error {
+			a := &applier{s: s, tx: tx, res: &res, owners: map[string]cdp.ProfileID{},
+				active: map[cdp.ProfileID]bool{}, touched: map[cdp.ProfileID]*touch{}}
+			return a.run(ctx, events)
+		})
+		if err == nil || !retryable(err) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+	return res, err
+}
+
+// errRace means a concurrent writer changed the graph under this
+// transaction; it is retried from the start.
+var errRace = cdp.Reason(cdp.Conflict, "graph_changed", "the identity graph changed concurrently")
+
+func retryable(err error) bool {
+	return cdp.IsKind(err, cdp.Conflict) || cdp.IsKind(err, cdp.Unavailable)
+}
+
+// applier is one Apply transaction.
+type applier struct {
+	s   *Profiles
+	tx  *sql.Tx
+	res *ApplyResult
+
+	owners  map[string]cdp.ProfileID // blind index -> profile, as seen in this transaction
+	active  map[cdp.ProfileID]bool   // profiles checked live (and locked) in this transaction
+	pending []pendingEvent
+	touched map[cdp.ProfileID]*touch
+}
+
+type pendingEvent struct {
+	ev      *cdp.Event
+	profile cdp.ProfileID
+	payload []byte
+}
+
+type touch struct {
+	events  int64
+	updated int64
+}
+
+func (a *applier) run(ctx context.Context, events []cdp.Event) error {
+	fresh, err := claimMessageIDs(ctx, a.tx, a.s.db.dialect, events)
+	if err != nil {
+		return err
+	}
+	a.res.Duplicates = len(events) - len(fresh)
+	if err := a.prefetchOwners(ctx, events, fresh); err != nil {
+		return err
+	}
+	for _, i := range fresh {
+		if err := a.apply(ctx, &events[i]); err != nil {
+			return err
+		}
+	}
+	return a.flush(ctx)
+}
+
+// eventRefs returns the blind indexes of an event's usable identities and
+// the identities behind them. An alias's previous id is whichever of
+// user_id and anonymous_id is already known (anonymous_id if neither).
+func (a *applier) eventRefs(ev *cdp.Event, keys *vault.Keys, rules identity.Rules) ([]identity.Ref, map[string]cdp.Identity) {
+	refs := make([]identity.Ref, 0, len(ev.Identities)+1)
+	values := make(map[string]cdp.Identity, len(ev.Identities)+1)
+	add := func(id cdp.Identity) {
+		b := string(keys.BlindIndex(id))
+		refs = append(refs, identity.Ref{Type: id.Type, Blind: b})
+		values[b] = id
+	}
+	for _, id := range ev.Identities {
+		if rules.Allowed(id) {
+			add(id)
+		}
+	}
+	if ev.Type == cdp.Alias && ev.PreviousID != "" {
+		asUser, err1 := cdp.NewIdentity(cdp.UserID, ev.PreviousID)
+		asAnon, err2 := cdp.NewIdentity(cdp.AnonymousID, ev.PreviousID)
+		switch {
+		case err1 == nil && rules.Allowed(asUser) && a.owners[string(keys.BlindIndex(asUser))] != "":
+			add(asUser)
+		case err2 == nil && rules.Allowed(asAnon):
+			add(asAnon)
+		}
+	}
+	return refs, values
+}
+
+// aliasCandidates are the identities an alias's previous id may be.
+func aliasCandidates(ev *cdp.Event) []cdp.Identity {
+	if ev.Type != cdp.Alias || ev.PreviousID == "" {
+		return nil
+	}
+	var out []cdp.Identity
+	for _, t := range []cdp.IdentityType{cdp.UserID, cdp.AnonymousID} {
+		if id, err := cdp.NewIdentity(t, ev.PreviousID); err == nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// prefetchOwners loads the owners of every identity of the batch in a few
+// queries, so that most events need no lookup of their own.
+func (a *applier) prefetchOwners(ctx context.Context, events []cdp.Event, fresh []int) error {
+	byWS := map[cdp.WorkspaceID][]string{}
+	for _, i := range fresh {
+		ev := &events[i]
+		keys, err := a.s.vault.Keys(ctx, ev.WorkspaceID)
+		if err != nil {
+			return err
+		}
+		for _, id := range append(ev.Identities, aliasCandidates(ev)...) {
+			byWS[ev.WorkspaceID] = append(byWS[ev.WorkspaceID], string(keys.BlindIndex(id)))
+		}
+	}
+	for ws, blinds := range byWS {
+		if err := a.loadOwners(ctx, ws, blinds); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *applier) loadOwners(ctx context.Context, ws cdp.WorkspaceID, blinds []string) error {
+	for start := 0; start < len(blinds); start += rowsPerStatement {
+		chunk := blinds[start:min(start+rowsPerStatement, len(blinds))]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, ws)
+		for _, b := range chunk {
+			args = append(args, []byte(b))
+		}
+		rows, err := a.tx.QueryContext(ctx,
+			`SELECT blind, profile_id FROM identities WHERE workspace_id = $1 AND blind IN (`+placeholders(2, len(chunk))+`)`, args...)
+		if err != nil {
+			return a.s.db.dialect.translate(err)
+		}
+		for rows.Next() {
+			var (
+				blind []byte
+				p     string
+			)
+			if err := rows.Scan(&blind, &p); err != nil {
+				rows.Close()
+				return err
+			}
+			a.owners[string(blind)] = cdp.ProfileID(p)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return a.s.db.dialect.translate(err)
+		}
+	}
+	return nil
+}
+
+// apply resolves one event and stores it.
+func (a *applier) apply(ctx context.Context, ev *cdp.Event) error {
+	keys, err := a.s.vault.Keys(ctx, ev.WorkspaceID)
+	if err != nil {
+		return err
+	}
+	rules, err := a.s.rules.Get(ctx, ev.WorkspaceID)
+	if err != nil {
+		return err
+	}
+	refs, values := a.eventRefs(ev, keys, rules)
+
+	plan, err := a.plan(ctx, ev.WorkspaceID, rules, refs)
+	if err != nil {
+		return err
+	}
+	a.res.DroppedIdentities += len(plan.Dropped)
+	profile := plan.Profile
+	if profile == "" {
+		if profile, err = a.createProfile(ctx, keys, ev); err != nil {
+			return err
+		}
+	}
+	dk, err := a.dataKey(ctx, keys, profile)
+	if err != nil {
+		return err
+	}
+	if err := a.attach(ctx, ev, profile, dk, plan.Attach, values); err != nil {
+		return err
+	}
+	for _, m := range plan.Merges {
+		if err := a.flush(ctx); err != nil {
+			return err
+		}
+		if err := a.merge(ctx, keys, profile, m, ev); err != nil {
+			return err
+		}
+	}
+	if err := a.applyTraits(ctx, ev, profile, dk); err != nil {
+		return err
+	}
+	if ev.Type == cdp.Group && ev.GroupID != "" {
+		if err := a.applyGroup(ctx, keys, ev, profile, dk); err != nil {
+			return err
+		}
+	}
+	payload, err := eventcodec.Append(nil, ev)
+	if err != nil {
+		return err
+	}
+	a.pending = append(a.pending, pendingEvent{ev: ev, profile: profile, payload: dk.Seal(nil, payload, eventAD(ev.SourceID, ev.MessageID))})
+	t := a.touched[profile]
+	if t == nil {
+		t = &touch{}
+		a.touched[profile] = t
+	}
+	t.events++
+	t.updated = max(t.updated, micros(ev.ReceivedAt))
+	a.res.Applied++
+	return nil
+}
+
+func eventAD(src cdp.SourceID, mid string) []byte {
+	return []byte("custos/event/" + string(src) + "/" + mid)
+}
+
+func identityAD(blind string) []byte {
+	return []byte("custos/identity/" + hex.EncodeToString([]byte(blind)))
+}
+
+func traitAD(name string) []byte { return []byte("custos/trait/" + name) }
+
+func groupAD(key []byte) []byte { return []byte("custos/group/" + hex.EncodeToString(key)) }
+
+// plan decides what to do with an event. The common case, every identity
+// already on one profile, needs no snapshot of the graph.
+func (a *applier) plan(ctx context.Context, ws cdp.WorkspaceID, rules identity.Rules, refs []identity.Ref) (identity.Plan, error) {
+	var only cdp.ProfileID
+	same := len(refs) > 0
+	for _, r := range refs {
+		o := a.owners[r.Blind]
+		if o == "" || (only != "" && o != only) {
+			same = false
+			break
+		}
+		only = o
+	}
+	if same {
+		if err := a.ensureLive(ctx, only, false); err != nil {
+			return identity.Plan{}, err
+		}
+		return identity.Plan{Profile: only}, nil
+	}
+	snap := identity.Snapshot{Owners: map[string]cdp.ProfileID{}, Profiles: map[cdp.ProfileID][]identity.Ref{}}
+	var ids []cdp.ProfileID
+	for _, r := range refs {
+		if o := a.owners[r.Blind]; o != "" {
+			snap.Owners[r.Blind] = o
+			if _, ok := snap.Profiles[o]; !ok {
+				snap.Profiles[o] = nil
+				ids = append(ids, o)
+			}
+		}
+	}
+	for _, p := range ids {
+		if err := a.ensureLive(ctx, p, false); err != nil {
+			return identity.Plan{}, err
+		}
+	}
+	if err := a.loadViews(ctx, snap.Profiles, ids); err != nil {
+		return identity.Plan{}, err
+	}
+	blocked, err := a.loadBlocks(ctx, ids)
+	if err != nil {
+		return identity.Plan{}, err
+	}
+	snap.Blocked = func(x, y cdp.ProfileID) bool { return blocked[[2]cdp.ProfileID{x, y}] }
+	return identity.Decide(rules, snap, refs), nil
+}
+
+// ensureLive checks that a profile is live (not merged away or erased) and,
+// on PostgreSQL, locks it for the rest of the transaction, so a concurrent
+// merge cannot move it while this transaction writes to it. A profile that
+// is no longer live means the graph changed under us: retry.
+func (a *applier) ensureLive(ctx context.Context, p cdp.ProfileID, exclusive bool) error {
+	if a.active[p] && !exclusive {
+		return nil
+	}
+	lock := a.s.db.dialect.lockShare()
+	if exclusive {
+		lock = a.s.db.dialect.lockUpdate()
+	}
+	var (
+		merged  sql.NullString
+		dataKey []byte
+	)
+	err := a.tx.QueryRowContext(ctx, `SELECT merged_into, data_key FROM profiles WHERE id = $1`+lock, p).Scan(&merged, &dataKey)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && (merged.Valid || dataKey == nil)) {
+		return errRace
+	}
+	if err != nil {
+		return a.s.db.dialect.translate(err)
+	}
+	a.active[p] = true
+	return nil
+}
+
+func (a *applier) loadViews(ctx context.Context, views map[cdp.ProfileID][]identity.Ref, ids []cdp.ProfileID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := make([]any, len(ids))
+	for i, p := range ids {
+		args[i] = p
+	}
+	rows, err := a.tx.QueryContext(ctx, `SELECT profile_id, type, blind FROM identities WHERE profile_id IN (`+placeholders(1, len(ids))+`)`, args...)
+	if err != nil {
+		return a.s.db.dialect.translate(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			p, typ string
+			blind  []byte
+		)
+		if err := rows.Scan(&p, &typ, &blind); err != nil {
+			return err
+		}
+		views[cdp.ProfileID(p)] = append(views[cdp.ProfileID(p)], identity.Ref{Type: cdp.IdentityType(typ), Blind: string(blind)})
+	}
+	return rows.Err()
+}
+
+func (a *applier) loadBlocks(ctx context.Context, ids []cdp.ProfileID) (map[[2]cdp.ProfileID]bool, error) {
+	out := map[[2]cdp.ProfileID]bool{}
+	if len(ids) < 2 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, p := range ids {
+		args[i] = p
+	}
+	rows, err := a.tx.QueryContext(ctx, `SELECT profile_a, profile_b FROM merge_blocks WHERE profile_a IN (`+placeholders(1, len(ids))+`)`, args...)
+	if err != nil {
+		return nil, a.s.db.dialect.translate(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var x, y string
+		if err := rows.Scan(&x, &y); err != nil {
+			return nil, err
+		}
+		out[[2]cdp.ProfileID{cdp.ProfileID(x), cdp.ProfileID(y)}] = true
+		out[[2]cdp.ProfileID{cdp.ProfileID(y), cdp.ProfileID(x)}] = true
+	}
+	return out, rows.Err()
+}
+
+func newProfileID() cdp.ProfileID {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return cdp.ProfileID("prof_" + hex.EncodeToString(b[:]))
+}
+
+func (a *applier) createProfile(ctx context.Context, keys *vault.Keys, ev *cdp.Event) (cdp.ProfileID, error) {
+	id := newProfileID()
+	dk, wrapped, err := keys.NewDataKey(string(id))
+	if err != nil {
+		return "", err
+	}
+	now := micros(ev.ReceivedAt)
+	if _, err := a.tx.ExecContext(ctx,
+		`INSERT INTO profiles (id, workspace_id, data_key, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)`,
+		id, ev.WorkspaceID, wrapped, now, now); err != nil {
+		return "", a.s.db.dialect.translate(err)
+	}
+	a.s.keys.put(id, dk)
+	a.active[id] = true
+	a.res.ProfilesCreated++
+	return id, nil
+}
+
+// dataKey returns a live profile's data key, from the cache or unwrapped.
+func (a *applier) dataKey(ctx context.Context, keys *vault.Keys, p cdp.ProfileID) (*vault.DataKey, error) {
+	if dk, ok := a.s.keys.get(p); ok {
+		return dk, nil
+	}
+	return a.s.openKey(ctx, a.tx, keys, p)
+}
+
+// querier is what both *sql.Tx and *sql.DB offer.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// openKey unwraps a profile's data key from the database and caches it.
+// NotFound when the profile has no key (erased or merged away).
+func (s *Profiles) openKey(ctx context.Context, q querier, keys *vault.Keys, p cdp.ProfileID) (*vault.DataKey, error) {
+	var wrapped []byte
+	err := q.QueryRowContext(ctx, `SELECT data_key FROM profiles WHERE id = $1`, p).Scan(&wrapped)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && wrapped == nil) {
+		return nil, cdp.Errorf(cdp.NotFound, "profile has no data key")
+	}
+	if err != nil {
+		return nil, s.db.dialect.translate(err)
+	}
+	dk, err := keys.OpenDataKey(ctx, string(p), wrapped)
+	if err != nil {
+		return nil, fmt.Errorf("open data key of %s: %w", p, err)
+	}
+	s.keys.put(p, dk)
+	return dk, nil
+}
+
+// attach adds identities new to the graph to a profile. A concurrent
+// writer that attached one of them first wins; this transaction retries.
+func (a *applier) attach(ctx context.Context, ev *cdp.Event, p cdp.ProfileID, dk *vault.DataKey, refs []identity.Ref, values map[string]cdp.Identity) error {
+	for _, r := range refs {
+		id := values[r.Blind]
+		res, err := a.tx.ExecContext(ctx,
+			`INSERT INTO identities (workspace_id, blind, profile_id, type, value, first_seen) VALUES ($1, $2, $3, $4, $5, $6)
+			 ON CONFLICT (workspace_id, blind) DO NOTHING`,
+			ev.WorkspaceID, []byte(r.Blind), p, string(r.Type), dk.Seal(nil, []byte(id.Value), identityAD(r.Blind)), micros(ev.Timestamp))
+		if err != nil {
+			return a.s.db.dialect.translate(err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errRace
+		}
+		a.owners[r.Blind] = p
+	}
+	return nil
+}
+
+// applyTraits sets an identify event's traits and deletions, each only if
+// the event is not older than the trait's last write.
+func (a *applier) applyTraits(ctx context.Context, ev *cdp.Event, p cdp.ProfileID, dk *vault.DataKey) error {
+	if ev.Type != cdp.Identify {
+		return nil
+	}
+	var traits map[string]json.RawMessage
+	if len(ev.Traits) > 0 {
+		if err := json.Unmarshal(ev.Traits, &traits); err != nil {
+			return cdp.Wrap(cdp.Invalid, "invalid_traits", err, "traits are not a JSON object")
+		}
+	}
+	rows := make([]traitRow, 0, len(traits)+len(ev.DeletedTraits))
+	for name, v := range traits {
+		rows = append(rows, traitRow{name: name, value: dk.Seal(nil, v, traitAD(name)), at: micros(ev.Timestamp)})
+	}
+	for _, name := range ev.DeletedTraits {
+		if _, set := traits[name]; !set {
+			rows = append(rows, traitRow{name: name, at: micros(ev.Timestamp)})
+		}
+	}
+	return upsertTraits(ctx, a.tx, a.s.db.dialect, p, rows)
+}
+
+type traitRow struct {
+	name  string
+	value []byte // nil: deleted
+	at    int64
+}
+
+// upsertTraits writes trait rows, last write (by event time) winning; on a
+// tie the later arrival wins.
+func upsertTraits(ctx context.Context, q querier, d dialect, p cdp.ProfileID, rows []traitRow) error {
+	for start := 0; start < len(rows); start += rowsPerStatement {
+		chunk := rows[start:min(start+rowsPerStatement, len(rows))]
+		var b strings.Builder
+		b.WriteString(`INSERT INTO traits (profile_id, name, value, updated_at) VALUES `)
+		args := make([]any, 0, 4*len(chunk))
+		for i, r := range chunk {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "($%d, $%d, $%d, $%d)", 4*i+1, 4*i+2, 4*i+3, 4*i+4)
+			args = append(args, p, r.name, r.value, r.at)
+		}
+		b.WriteString(` ON CONFLICT (profile_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+			WHERE excluded.updated_at >= traits.updated_at`)
+		if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
+			return d.translate(err)
+		}
+	}
+	return nil
+}
+
+// applyGroup links the profile to the group of a group event.
+func (a *applier) applyGroup(ctx context.Context, keys *vault.Keys, ev *cdp.Event, p cdp.ProfileID, dk *vault.DataKey) error {
+	key := keys.BlindIndex(cdp.Identity{Type: "group", Value: ev.GroupID})
+	var traits []byte
+	if len(ev.Traits) > 0 {
+		traits = dk.Seal(nil, ev.Traits, groupAD(key))
+	}
+	return upsertGroup(ctx, a.tx, a.s.db.dialect, p, key, dk.Seal(nil, []byte(ev.GroupID), groupAD(key)), traits, micros(ev.Timestamp))
+}
+
+func upsertGroup(ctx context.Context, q querier, d dialect, p cdp.ProfileID, key, groupID, traits []byte, at int64) error {
+	_, err := q.ExecContext(ctx,
+		`INSERT INTO profile_groups (profile_id, group_key, group_id, traits, updated_at) VALUES ($1, $2, $3, $4, $5)
+		 ON CONFLICT (profile_id, group_key) DO UPDATE SET group_id = excluded.group_id, traits = excluded.traits, updated_at = excluded.updated_at
+		 WHERE excluded.updated_at >= profile_groups.updated_at`, p, key, groupID, traits, at)
+	return d.translate(err)
+}
+
+// flush writes the buffered timeline rows and profile counters.
+func (a *applier) flush(ctx context.Context) error {
+	const cols = 10
+	for start := 0; start < len(a.pending); start += rowsPerStatement {
+		chunk := a.pending[start:min(start+rowsPerStatement, len(a.pending))]
+		var b strings.Builder
+		b.WriteString(`INSERT INTO events (workspace_id, profile_id, source_id, message_id, type, name, event_time, received_at, payload) VALUES `)
+		args := make([]any, 0, cols*len(chunk))
+		for i, pe := range chunk {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(" + placeholders(9*i+1, 9) + ")")
+			ev := pe.ev
+			args = append(args, ev.WorkspaceID, pe.profile, ev.SourceID, ev.MessageID, string(ev.Type), ev.Name,
+				micros(ev.Timestamp), micros(ev.ReceivedAt), pe.payload)
+		}
+		if _, err := a.tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return a.s.db.dialect.translate(err)
+		}
+	}
+	a.pending = a.pending[:0]
+	for p, t := range a.touched {
+		if _, err := a.tx.ExecContext(ctx,
+			`UPDATE profiles SET event_count = event_count + $1, updated_at = CASE WHEN updated_at > $2 THEN updated_at ELSE $2 END WHERE id = $3`,
+			t.events, t.updated, p); err != nil {
+			return a.s.db.dialect.translate(err)
+		}
+	}
+	clear(a.touched)
+	return nil
+}
+
+// dataKeyCache keeps unwrapped data keys of live profiles, bounded in size
+// and age. A merge, split or erasure drops the affected keys.
+type dataKeyCache struct {
+	mu  sync.Mutex
+	m   map[cdp.ProfileID]cachedKey
+	max int
+	ttl time.Duration
+}
+
+type cachedKey struct {
+	dk *vault.DataKey
+	at time.Time
+}
+
+func newDataKeyCache(max int, ttl time.Duration) *dataKeyCache {
+	return &dataKeyCache{m: map[cdp.ProfileID]cachedKey{}, max: max, ttl: ttl}
+}
+
+func (c *dataKeyCache) get(p cdp.ProfileID) (*vault.DataKey, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k, ok := c.m[p]
+	if !ok || time.Since(k.at) > c.ttl {
+		return nil, false
+	}
+	return k.dk, true
+}
+
+func (c *dataKeyCache) put(p cdp.ProfileID, dk *vault.DataKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		for k := range c.m { // drop an arbitrary tenth
+			delete(c.m, k)
+			if len(c.m) < c.max*9/10 {
+				break
+			}
+		}
+	}
+	c.m[p] = cachedKey{dk: dk, at: time.Now()}
+}
+
+func (c *dataKeyCache) drop(ps ...cdp.ProfileID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range ps {
+		delete(c.m, p)
+	}
+}
