@@ -20,6 +20,7 @@ type config struct {
 	Addr            string
 	DataDir         string
 	DatabaseURL     string
+	MasterKeyFile   string
 	NATSURL         string
 	NATSPrefix      string
 	NATSReplicas    int
@@ -73,6 +74,7 @@ func (c *config) options() []option {
 		{"addr", "CUSTOS_ADDR", ":8080", "address to listen on", stringOpt(&c.Addr)},
 		{"data-dir", "CUSTOS_DATA_DIR", "./custos-data", "directory for the SQLite database, the embedded log and keys", stringOpt(&c.DataDir)},
 		{"database-url", "CUSTOS_DATABASE_URL", "", "PostgreSQL URL (postgres://...); empty means SQLite in the data dir", stringOpt(&c.DatabaseURL)},
+		{"master-key-file", "CUSTOS_MASTER_KEY_FILE", "", "root key file (a Tink keyset); empty means <data-dir>/master.key, created on first start", stringOpt(&c.MasterKeyFile)},
 		{"nats-url", "CUSTOS_NATS_URL", "", "external NATS JetStream URL (nats://...); empty means embedded", stringOpt(&c.NATSURL)},
 		{"nats-prefix", "CUSTOS_NATS_PREFIX", "custos", "namespace of streams and subjects on NATS", stringOpt(&c.NATSPrefix)},
 		{"nats-replicas", "CUSTOS_NATS_REPLICAS", "1", "stream replicas on an external cluster (3 on a three-node cluster)", intOpt(&c.NATSReplicas)},
@@ -163,4 +165,15 @@ func (c *config) validate() error {
 	}
 	c.DataDir = abs
 	return nil
+}
+
+// masterKey returns the root key file and whether it may be created: only
+// the default file in the data dir is created on first start; a file named
+// explicitly must exist, so a mistyped path never silently starts a new
+// key hierarchy that cannot read the existing data.
+func (c *config) masterKey() (string, bool) {
+	if c.MasterKeyFile != "" {
+		return c.MasterKeyFile, false
+	}
+	return filepath.Join(c.DataDir, "master.key"), true
 }

@@ -2,6 +2,7 @@
 //
 //	custos serve     run the server (gateway, processor, admin API)
 //	custos migrate   apply database migrations and exit
+//	custos keys      rotate the master key and rewrap the data keys
 //	custos bench     send load to a running server and report what it did
 //	custos version   print the version
 //
@@ -31,6 +32,7 @@ commands:
   serve     run the server on embedded defaults (SQLite + embedded NATS JetStream),
             or on PostgreSQL + external NATS with --database-url and --nats-url
   migrate   apply database migrations and exit
+  keys      key management: "custos keys rotate" adds a master key version and rewraps data keys
   bench     send realistic load to a running server and report throughput and latency
   version   print the version
 
@@ -50,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serveCommand(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		err = migrateCommand(ctx, args[1:], stderr)
+	case "keys":
+		err = keysCommand(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = benchCommand(ctx, args[1:], stdout, stderr)
 	case "version":

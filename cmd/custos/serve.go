@@ -24,6 +24,7 @@ import (
 	"github.com/custos-cdp/custos/internal/ingest"
 	"github.com/custos-cdp/custos/internal/processor"
 	"github.com/custos-cdp/custos/internal/sqlstore"
+	"github.com/custos-cdp/custos/internal/vault"
 )
 
 func newLogger(level string, w io.Writer) *slog.Logger {
@@ -64,6 +65,33 @@ func openDB(ctx context.Context, cfg config) (*sqlstore.DB, error) {
 	return sqlstore.Open(ctx, sqlstore.Config{URL: cfg.DatabaseURL, Path: filepath.Join(cfg.DataDir, "custos.db")})
 }
 
+// openBus opens the event log. Its entries are sealed with a key derived
+// from the deployment's system key, which every process shares through the
+// database and the root key file; the embedded store is encrypted with
+// another key derived from it.
+func openBus(ctx context.Context, cfg config, v *vault.Vault, log *slog.Logger) (*bus.Bus, error) {
+	sys, err := v.SystemKey(ctx, "log")
+	if err != nil {
+		return nil, err
+	}
+	busCfg := bus.Config{URL: cfg.NATSURL, Prefix: cfg.NATSPrefix, Replicas: cfg.NATSReplicas,
+		EntryKey: vault.DeriveKey(sys, "log-entries")}
+	if cfg.NATSURL == "" {
+		busCfg.StoreDir = filepath.Join(cfg.DataDir, "jetstream")
+		busCfg.StoreKey = vault.DeriveKey(sys, "nats-store")
+	}
+	return bus.Open(ctx, busCfg, log)
+}
+
+func openVault(cfg config, db *sqlstore.DB) (*vault.Vault, error) {
+	path, create := cfg.masterKey()
+	root, err := vault.LoadRoot(path, create)
+	if err != nil {
+		return nil, err
+	}
+	return vault.New(root, db.Keys()), nil
+}
+
 // start opens the database (migrating it), bootstraps a first start, opens
 // the log, starts the processor and listens. It returns with everything
 // running except the HTTP server's accept loop, which run starts.
@@ -83,21 +111,19 @@ func start(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	if err = bootstrap(ctx, s.db, cfg.Bootstrap, stdout, time.Now); err != nil {
 		return nil, fmt.Errorf("first start: %w", err)
 	}
-	busCfg := bus.Config{URL: cfg.NATSURL, Prefix: cfg.NATSPrefix, Replicas: cfg.NATSReplicas}
-	if cfg.NATSURL == "" {
-		busCfg.StoreDir = filepath.Join(cfg.DataDir, "jetstream")
-		if busCfg.StoreKey, err = loadOrCreateKey(filepath.Join(cfg.DataDir, "log.key")); err != nil {
-			return nil, err
-		}
+	v, err := openVault(cfg, s.db)
+	if err != nil {
+		return nil, err
 	}
-	if s.bus, err = bus.Open(ctx, busCfg, log); err != nil {
+	profiles := sqlstore.NewProfiles(s.db, v)
+	if s.bus, err = openBus(ctx, cfg, v, log); err != nil {
 		return nil, fmt.Errorf("event log: %w", err)
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.eventLog = s.bus.NewLog(bus.LogConfig{MaxPendingBytes: cfg.MaxPendingBytes}, reg)
-	proc := processor.New(s.db.Events(), log, reg)
+	proc := processor.New(profiles, log, reg)
 	s.consumer, err = s.bus.ConsumeEvents(ctx, bus.ConsumeConfig{Workers: cfg.Workers, AckWait: cfg.LogAckWait}, proc.Handle)
 	if err != nil {
 		return nil, fmt.Errorf("processor: %w", err)
@@ -122,7 +148,11 @@ func start(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	mux := http.NewServeMux()
 	ingest.New(ingest.Config{Limits: ingest.DefaultLimits(), Logger: log, Registerer: reg},
 		auth.NewSources(s.db.Sources(), 0), s.eventLog).Register(mux)
-	api.New(api.Config{Logger: log, Timeout: cfg.RequestTimeout}, auth.NewTokens(s.db.Tokens()), s.db.Events()).Register(mux)
+	api.New(api.Config{Logger: log, Timeout: cfg.RequestTimeout}, api.Deps{
+		Auth:     auth.NewTokens(s.db.Tokens()),
+		Profiles: profiles,
+		Rules:    profiles.Rules(),
+	}).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -2,12 +2,16 @@ package api
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/custos-cdp/custos/internal/cdp"
 	"github.com/custos-cdp/custos/internal/httpjson"
+	"github.com/custos-cdp/custos/internal/identity"
 )
 
 // Authenticator returns the API token a request carries.
@@ -15,9 +19,20 @@ type Authenticator interface {
 	Bearer(r *http.Request) (cdp.APIToken, error)
 }
 
-// EventLister pages a workspace's stored events, newest first.
-type EventLister interface {
-	List(ctx context.Context, ws cdp.WorkspaceID, before int64, limit int) ([]cdp.StoredEvent, error)
+// Profiles is what the API reads and changes of profiles.
+type Profiles interface {
+	Find(ctx context.Context, ws cdp.WorkspaceID, id cdp.Identity) (cdp.ProfileID, error)
+	Get(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID) (cdp.Profile, error)
+	Timeline(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID, f cdp.TimelineFilter, after cdp.TimelineCursor, limit int) ([]cdp.StoredEvent, error)
+	AllEvents(ctx context.Context, ws cdp.WorkspaceID, before int64, limit int) ([]cdp.StoredEvent, error)
+	Merges(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID) ([]cdp.Merge, error)
+	Split(ctx context.Context, ws cdp.WorkspaceID, id cdp.MergeID) (cdp.Merge, error)
+}
+
+// IdentityRules reads and sets a workspace's identity resolution rules.
+type IdentityRules interface {
+	Get(ctx context.Context, ws cdp.WorkspaceID) (identity.Rules, error)
+	Set(ctx context.Context, ws cdp.WorkspaceID, r identity.Rules) error
 }
 
 // Config holds the API's settings.
@@ -29,15 +44,21 @@ type Config struct {
 	Timeout time.Duration
 }
 
+// Deps are the stores the API works on.
+type Deps struct {
+	Auth     Authenticator
+	Profiles Profiles
+	Rules    IdentityRules
+}
+
 // API serves /api/v1.
 type API struct {
-	cfg    Config
-	auth   Authenticator
-	events EventLister
+	cfg  Config
+	deps Deps
 }
 
 // New returns the admin API.
-func New(cfg Config, auth Authenticator, events EventLister) *API {
+func New(cfg Config, deps Deps) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -47,7 +68,7 @@ func New(cfg Config, auth Authenticator, events EventLister) *API {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	return &API{cfg: cfg, auth: auth, events: events}
+	return &API{cfg: cfg, deps: deps}
 }
 
 // handlerFunc is an API handler: it returns an error instead of writing one.
@@ -61,7 +82,7 @@ func (a *API) authed(h handlerFunc) http.Handler {
 		defer cancel()
 		r = r.WithContext(ctx)
 		r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes)
-		tok, err := a.auth.Bearer(r)
+		tok, err := a.deps.Auth.Bearer(r)
 		if err == nil {
 			err = h(w, r, tok)
 		}
@@ -69,4 +90,24 @@ func (a *API) authed(h handlerFunc) http.Handler {
 			httpjson.Error(ctx, a.cfg.Logger, w, err)
 		}
 	})
+}
+
+// decodeJSON reads a JSON request body into v, refusing unknown fields and
+// trailing data.
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return cdp.Reason(cdp.TooLarge, "body_too_large", "request body too large")
+		}
+		if errors.Is(err, io.EOF) {
+			return cdp.Reason(cdp.Invalid, "empty_body", "a JSON body is required")
+		}
+		return cdp.Wrap(cdp.Invalid, "invalid_json", err, "request body is not the JSON this endpoint takes")
+	}
+	if dec.More() {
+		return cdp.Reason(cdp.Invalid, "invalid_json", "trailing data after the JSON body")
+	}
+	return nil
 }

@@ -16,19 +16,52 @@ type eventsResponse struct {
 	NextCursor string      `json:"next_cursor,omitempty"`
 }
 
+// eventJSON is one stored event as the API shows it.
 type eventJSON struct {
-	MessageID  string         `json:"message_id"`
-	SourceID   string         `json:"source_id"`
-	Type       string         `json:"type"`
-	Event      string         `json:"event,omitempty"`
-	Identities []identityJSON `json:"identities"`
-	Timestamp  time.Time      `json:"timestamp"`
-	ReceivedAt time.Time      `json:"received_at"`
+	MessageID  string          `json:"message_id"`
+	ProfileID  string          `json:"profile_id"`
+	SourceID   string          `json:"source_id"`
+	Type       string          `json:"type"`
+	Event      string          `json:"event,omitempty"`
+	Identities []identityJSON  `json:"identities"`
+	Properties jsonObject      `json:"properties,omitempty"`
+	Traits     jsonObject      `json:"traits,omitempty"`
+	Context    jsonObject      `json:"context,omitempty"`
+	GroupID    string          `json:"group_id,omitempty"`
+	PreviousID string          `json:"previous_id,omitempty"`
+	Timestamp  time.Time       `json:"timestamp"`
+	ReceivedAt time.Time       `json:"received_at"`
+}
+
+// jsonObject is a raw JSON object that marshals as itself.
+type jsonObject []byte
+
+func (o jsonObject) MarshalJSON() ([]byte, error) {
+	if len(o) == 0 {
+		return []byte("null"), nil
+	}
+	return o, nil
 }
 
 type identityJSON struct {
-	Type  string `json:"type"`
-	Value string `json:"value"`
+	Type      string     `json:"type"`
+	Value     string     `json:"value"`
+	FirstSeen *time.Time `json:"first_seen,omitempty"`
+}
+
+func toEventJSON(se cdp.StoredEvent) eventJSON {
+	ev := se.Event
+	ej := eventJSON{
+		MessageID: ev.MessageID, ProfileID: string(se.Profile), SourceID: string(ev.SourceID), Type: string(ev.Type), Event: ev.Name,
+		Identities: make([]identityJSON, len(ev.Identities)),
+		Properties: jsonObject(ev.Properties), Traits: jsonObject(ev.Traits), Context: jsonObject(ev.Context),
+		GroupID: ev.GroupID, PreviousID: ev.PreviousID,
+		Timestamp: ev.Timestamp, ReceivedAt: ev.ReceivedAt,
+	}
+	for i, id := range ev.Identities {
+		ej.Identities[i] = identityJSON{Type: string(id.Type), Value: id.Value}
+	}
+	return ej
 }
 
 const (
@@ -49,38 +82,54 @@ func pageLimit(r *http.Request) (int, error) {
 	return n, nil
 }
 
-// A cursor is opaque to clients; inside it is the position to continue below.
-func encodeCursor(seq int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("s" + strconv.FormatInt(seq, 10)))
+// A cursor is opaque to clients: base64 of a position the API made.
+func encodeCursor(parts ...int64) string {
+	s := make([]string, len(parts))
+	for i, p := range parts {
+		s[i] = strconv.FormatInt(p, 10)
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte("c" + strings.Join(s, ".")))
 }
 
-func decodeCursor(s string) (int64, error) {
-	if s == "" {
-		return 0, nil
-	}
+func decodeCursor(s string, n int) ([]int64, error) {
+	bad := cdp.Reason(cdp.Invalid, "invalid_cursor", "cursor is not one this API returned")
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		if rest, ok := strings.CutPrefix(string(b), "s"); ok {
-			if n, err := strconv.ParseInt(rest, 10, 64); err == nil && n > 0 {
-				return n, nil
-			}
+	if err != nil {
+		return nil, bad
+	}
+	rest, ok := strings.CutPrefix(string(b), "c")
+	if !ok {
+		return nil, bad
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != n {
+		return nil, bad
+	}
+	out := make([]int64, n)
+	for i, p := range parts {
+		if out[i], err = strconv.ParseInt(p, 10, 64); err != nil {
+			return nil, bad
 		}
 	}
-	return 0, cdp.Reason(cdp.Invalid, "invalid_cursor", "cursor is not one this API returned")
+	return out, nil
 }
 
 // listEvents answers GET /api/v1/events?limit=N&cursor=C: the workspace's
-// stored events, newest first.
+// stored events in order of arrival at the store, newest first.
 func (a *API) listEvents(w http.ResponseWriter, r *http.Request, tok cdp.APIToken) error {
 	limit, err := pageLimit(r)
 	if err != nil {
 		return err
 	}
-	before, err := decodeCursor(r.URL.Query().Get("cursor"))
-	if err != nil {
-		return err
+	var before int64
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		pos, err := decodeCursor(c, 1)
+		if err != nil {
+			return err
+		}
+		before = pos[0]
 	}
-	page, err := a.events.List(r.Context(), tok.WorkspaceID, before, limit+1)
+	page, err := a.deps.Profiles.AllEvents(r.Context(), tok.WorkspaceID, before, limit+1)
 	if err != nil {
 		return err
 	}
@@ -90,16 +139,7 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, tok cdp.APIToke
 		resp.NextCursor = encodeCursor(page[limit-1].Seq)
 	}
 	for _, se := range page {
-		ev := se.Event
-		ej := eventJSON{
-			MessageID: ev.MessageID, SourceID: string(ev.SourceID), Type: string(ev.Type), Event: ev.Name,
-			Identities: make([]identityJSON, len(ev.Identities)),
-			Timestamp:  ev.Timestamp, ReceivedAt: ev.ReceivedAt,
-		}
-		for i, id := range ev.Identities {
-			ej.Identities[i] = identityJSON{Type: string(id.Type), Value: id.Value}
-		}
-		resp.Events = append(resp.Events, ej)
+		resp.Events = append(resp.Events, toEventJSON(se))
 	}
 	httpjson.Write(w, http.StatusOK, resp)
 	return nil

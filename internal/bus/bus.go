@@ -23,14 +23,22 @@ type Config struct {
 	// StoreKey encrypts the embedded file store (ChaCha20-Poly1305). Required
 	// when embedded.
 	StoreKey []byte
+	// EntryKey (32 bytes) seals every log entry with AES-256-GCM before it
+	// is written, in both modes. Every process of a deployment needs the
+	// same key. Required.
+	EntryKey []byte
 	// Prefix namespaces streams and subjects, so several deployments (or
 	// tests) can share one cluster. Default "custos".
 	Prefix string
 	// Replicas of each stream on an external cluster. Default 1; use 3 on a
 	// three-node cluster. The embedded server always uses 1.
 	Replicas int
-	// MaxLogBytes bounds the event log; once it is full, appends fail with
-	// Unavailable (back-pressure) instead of dropping data. Default 8 GiB.
+	// MaxLogBytes bounds the event log; once it holds this much, appends
+	// fail with Unavailable (back-pressure) until the processor catches up.
+	// Custos enforces it itself rather than through the stream's limit:
+	// some server versions honour a full stream's discard-new policy by
+	// dropping old entries, which would lose acknowledged events.
+	// Default 8 GiB.
 	MaxLogBytes int64
 	// MaxPayload is the largest log write. Default 1 MiB.
 	MaxPayload int
@@ -59,12 +67,17 @@ type Bus struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	events jetstream.Stream
+	cipher *entryCipher
 }
 
 // Open starts or connects to JetStream and makes sure the streams exist.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 	cfg.setDefaults()
-	b := &Bus{cfg: cfg, log: log}
+	c, err := newEntryCipher(cfg.EntryKey)
+	if err != nil {
+		return nil, err
+	}
+	b := &Bus{cfg: cfg, log: log, cipher: c}
 	opts := []nats.Option{
 		nats.Name("custos"),
 		nats.MaxReconnects(-1),
@@ -129,7 +142,6 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    b.cfg.Replicas,
-		MaxBytes:    b.cfg.MaxLogBytes,
 		Discard:     jetstream.DiscardNew,
 		MaxMsgSize:  int32(b.cfg.MaxPayload),
 		Duplicates:  2 * time.Minute,

@@ -15,20 +15,21 @@ import (
 	"github.com/custos-cdp/custos/internal/testenv"
 )
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+var (
+	quiet   = slog.New(slog.NewTextHandler(io.Discard, nil))
+	testKey = func() []byte { k := make([]byte, 32); _, _ = rand.Read(k); return k }()
+)
 
 // eachBus runs the same test on the embedded server and on the external one
 // named by CUSTOS_TEST_NATS_URL.
 func eachBus(t *testing.T, test func(t *testing.T, cfg bus.Config)) {
 	t.Helper()
 	t.Run("embedded", func(t *testing.T) {
-		key := make([]byte, 32)
-		_, _ = rand.Read(key)
-		test(t, bus.Config{StoreDir: t.TempDir(), StoreKey: key, Prefix: "t" + testenv.RandomName()})
+		test(t, bus.Config{StoreDir: t.TempDir(), StoreKey: testKey, EntryKey: testKey, Prefix: "t" + testenv.RandomName()})
 	})
 	t.Run("external", func(t *testing.T) {
 		url := testenv.NATSURL(t)
-		cfg := bus.Config{URL: url, Prefix: "t" + testenv.RandomName()}
+		cfg := bus.Config{URL: url, EntryKey: testKey, Prefix: "t" + testenv.RandomName()}
 		t.Cleanup(func() { deleteStreams(t, cfg) })
 		test(t, cfg)
 	})
@@ -220,6 +221,8 @@ func TestAppendAfterCloseIsUnavailable(t *testing.T) {
 	})
 }
 
+// TestFullLogRefusesWrites fills the log with nobody consuming: appends
+// must fail (back-pressure) and nothing written before may be dropped.
 func TestFullLogRefusesWrites(t *testing.T) {
 	eachBus(t, func(t *testing.T, cfg bus.Config) {
 		cfg.MaxLogBytes = 4 << 10
@@ -230,9 +233,17 @@ func TestFullLogRefusesWrites(t *testing.T) {
 			if err = log.Append(context.Background(), []cdp.Event{event(i)}); err != nil {
 				break
 			}
+			time.Sleep(10 * time.Millisecond) // the log's size is polled
 		}
 		if !cdp.IsKind(err, cdp.Unavailable) {
 			t.Fatalf("got %v, want Unavailable once the log is full", err)
+		}
+		s, serr := b.JetStream().Stream(context.Background(), b.EventsStream())
+		if serr != nil {
+			t.Fatal(serr)
+		}
+		if st := s.CachedInfo().State; st.FirstSeq != 1 {
+			t.Errorf("the full log dropped entries: first sequence %d, want 1", st.FirstSeq)
 		}
 	})
 }

@@ -113,7 +113,11 @@ func (c *Consumer) handle(msg jetstream.Msg, h EventHandler) {
 		_ = msg.NakWithDelay(c.cfg.MaxRetryDelay)
 		return
 	}
-	events, err := eventcodec.Decode(msg.Data())
+	plain, err := c.b.cipher.open(msg.Data())
+	var events []cdp.Event
+	if err == nil {
+		events, err = eventcodec.Decode(plain)
+	}
 	if err == nil {
 		err = h(c.ctx, events)
 	}

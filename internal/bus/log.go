@@ -70,6 +70,9 @@ type Log struct {
 	stopped chan struct{}
 	flights sync.WaitGroup
 
+	logBytes atomic.Int64 // size of the event log, polled
+	stopPoll chan struct{}
+
 	groupEvents  prometheus.Histogram
 	writeSeconds prometheus.Histogram
 	writeErrors  prometheus.Counter
@@ -84,15 +87,16 @@ type pendingWrite struct {
 // NewLog starts a group committer on the event log. reg may be nil.
 func (b *Bus) NewLog(cfg LogConfig, reg prometheus.Registerer) *Log {
 	cfg.setDefaults()
-	if cfg.MaxGroupBytes > b.cfg.MaxPayload-1024 {
-		cfg.MaxGroupBytes = b.cfg.MaxPayload - 1024
+	if cfg.MaxGroupBytes > b.cfg.MaxPayload-4096 {
+		cfg.MaxGroupBytes = b.cfg.MaxPayload - 4096 // room for headers and the seal
 	}
 	l := &Log{
-		b:       b,
-		cfg:     cfg,
-		in:      make(chan *pendingWrite, 1<<14),
-		slots:   make(chan struct{}, cfg.MaxInFlight),
-		stopped: make(chan struct{}),
+		b:        b,
+		cfg:      cfg,
+		in:       make(chan *pendingWrite, 1<<14),
+		slots:    make(chan struct{}, cfg.MaxInFlight),
+		stopped:  make(chan struct{}),
+		stopPoll: make(chan struct{}),
 		groupEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "custos_log_write_events",
 			Help:    "Events per event-log write (group commit size).",
@@ -113,10 +117,39 @@ func (b *Bus) NewLog(cfg LogConfig, reg prometheus.Registerer) *Log {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "custos_log_pending_bytes",
 				Help: "Bytes of accepted events waiting for a durable log write.",
-			}, func() float64 { return float64(l.pending.Load()) }))
+			}, func() float64 { return float64(l.pending.Load()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "custos_log_bytes",
+				Help: "Bytes held by the event log (accepted, not yet applied).",
+			}, func() float64 { return float64(l.logBytes.Load()) }))
 	}
+	l.pollSize()
+	go l.pollLoop()
 	go l.run()
 	return l
+}
+
+// pollSize reads the event log's size, which Append compares with
+// MaxLogBytes.
+func (l *Log) pollSize() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if s, err := l.b.js.Stream(ctx, l.b.EventsStream()); err == nil {
+		l.logBytes.Store(int64(s.CachedInfo().State.Bytes))
+	}
+}
+
+func (l *Log) pollLoop() {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stopPoll:
+			return
+		case <-t.C:
+			l.pollSize()
+		}
+	}
 }
 
 var errLogClosed = cdp.Reason(cdp.Unavailable, "shutting_down", "the server is shutting down")
@@ -137,6 +170,9 @@ func (l *Log) Append(ctx context.Context, events []cdp.Event) error {
 	var size int64
 	for _, w := range writes {
 		size += int64(len(w.data))
+	}
+	if l.logBytes.Load() >= l.b.cfg.MaxLogBytes {
+		return cdp.Reason(cdp.Unavailable, "log_full", "the event log is full until stored events are processed; retry later")
 	}
 	if l.pending.Add(size) > l.cfg.MaxPendingBytes {
 		l.pending.Add(-size)
@@ -247,7 +283,7 @@ func (l *Log) write(group []*pendingWrite, size int) {
 		events += w.events
 	}
 	start := time.Now()
-	err := l.publish(data)
+	err := l.publish(l.b.cipher.seal(data))
 	l.writeSeconds.Observe(time.Since(start).Seconds())
 	l.groupEvents.Observe(float64(events))
 	if err != nil {
@@ -311,6 +347,7 @@ func (l *Log) Close(ctx context.Context) error {
 	if !l.closed {
 		l.closed = true
 		close(l.in)
+		close(l.stopPoll)
 	}
 	l.mu.Unlock()
 	select {

@@ -117,3 +117,12 @@ type StoredEvent struct {
 	Profile ProfileID
 	Event   Event
 }
+
+// ApplyResult says what applying a batch of logged events did.
+type ApplyResult struct {
+	Applied           int // events stored
+	Duplicates        int // events whose message id was applied before
+	ProfilesCreated   int
+	Merges            int
+	DroppedIdentities int // identities not attached (limits, unique types, splits)
+}

@@ -71,3 +71,16 @@ type TimelineFilter struct {
 	Type     EventType
 	From, To time.Time // event time, inclusive from, exclusive to; zero means open
 }
+
+// TimelineCursor is a position in a timeline: the events strictly older
+// than (At, Seq) in (event time, arrival) order. The zero value is the
+// newest end.
+type TimelineCursor struct {
+	At  time.Time
+	Seq int64
+}
+
+// After returns the position just past e in a timeline.
+func (e StoredEvent) After() TimelineCursor {
+	return TimelineCursor{At: e.Event.Timestamp, Seq: e.Seq}
+}

@@ -1,29 +1,33 @@
 // Package processor applies events from the log to the store. It is the
-// stage between the gateway's durable log and everything Custos keeps: each
-// log entry is applied in one transaction, and each event once per message
-// id, so an entry handed over again after a crash changes nothing twice.
+// stage between the gateway's durable log and everything Custos keeps:
+// each log entry is applied in one transaction (identity resolution,
+// traits, timeline), and each event once per message id, so an entry
+// handed over again after a crash changes nothing twice.
 package processor
 
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/custos-cdp/custos/internal/cdp"
 )
 
-// Store applies events, skipping message ids it has already applied, and
-// says how many it applied.
+// Store applies events, skipping message ids it has already applied.
 type Store interface {
-	Apply(ctx context.Context, events []cdp.Event) (int, error)
+	Apply(ctx context.Context, events []cdp.Event) (cdp.ApplyResult, error)
 }
 
 // Processor applies logged events.
 type Processor struct {
-	store  Store
-	log    *slog.Logger
-	events *prometheus.CounterVec
+	store   Store
+	log     *slog.Logger
+	now     func() time.Time
+	events  *prometheus.CounterVec
+	graph   *prometheus.CounterVec
+	visible prometheus.Histogram
 }
 
 // New returns a processor writing to store. reg may be nil.
@@ -31,13 +35,23 @@ func New(store Store, log *slog.Logger, reg prometheus.Registerer) *Processor {
 	p := &Processor{
 		store: store,
 		log:   log,
+		now:   time.Now,
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "custos_processor_events_total",
 			Help: "Events taken from the log, by result (applied, duplicate).",
 		}, []string{"result"}),
+		graph: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "custos_identity_changes_total",
+			Help: "Identity graph changes: profiles created, merges, identities dropped by the rules.",
+		}, []string{"change"}),
+		visible: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "custos_processor_visible_seconds",
+			Help:    "Time from an event's arrival at the gateway to its visibility in the profile store.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(p.events)
+		reg.MustRegister(p.events, p.graph, p.visible)
 	}
 	return p
 }
@@ -45,11 +59,18 @@ func New(store Store, log *slog.Logger, reg prometheus.Registerer) *Processor {
 // Handle applies the events of one log entry. Its signature fits
 // bus.EventHandler.
 func (p *Processor) Handle(ctx context.Context, events []cdp.Event) error {
-	applied, err := p.store.Apply(ctx, events)
+	res, err := p.store.Apply(ctx, events)
 	if err != nil {
 		return err
 	}
-	p.events.WithLabelValues("applied").Add(float64(applied))
-	p.events.WithLabelValues("duplicate").Add(float64(len(events) - applied))
+	now := p.now()
+	for i := range events {
+		p.visible.Observe(now.Sub(events[i].ReceivedAt).Seconds())
+	}
+	p.events.WithLabelValues("applied").Add(float64(res.Applied))
+	p.events.WithLabelValues("duplicate").Add(float64(res.Duplicates))
+	p.graph.WithLabelValues("profile_created").Add(float64(res.ProfilesCreated))
+	p.graph.WithLabelValues("merge").Add(float64(res.Merges))
+	p.graph.WithLabelValues("identity_dropped").Add(float64(res.DroppedIdentities))
 	return nil
 }

@@ -43,9 +43,8 @@ type dialect interface {
 	name() string
 	gooseDialect() goose.Dialect
 	translate(err error) error
-	// lockShare and lockUpdate are the row-locking clauses of a SELECT;
-	// SQLite has none and needs none, as it runs one writer at a time.
-	lockShare() string
+	// lockUpdate is the row-locking clause of a SELECT; SQLite has none
+	// and needs none, as it runs one writer at a time.
 	lockUpdate() string
 }
 

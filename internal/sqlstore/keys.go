@@ -53,3 +53,23 @@ func (s *Keys) UpdateMasterKeyset(ctx context.Context, ws cdp.WorkspaceID, keyse
 	}
 	return nil
 }
+
+// SystemKey returns a sealed process-wide key; NotFound if none.
+func (s *Keys) SystemKey(ctx context.Context, name string) ([]byte, error) {
+	var sealed []byte
+	err := s.db.r.QueryRowContext(ctx, `SELECT sealed FROM system_keys WHERE name = $1`, name).Scan(&sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, cdp.Errorf(cdp.NotFound, "no such system key")
+	}
+	return sealed, s.db.dialect.translate(err)
+}
+
+// CreateSystemKey stores a sealed key unless one of that name exists, and
+// returns the one stored now.
+func (s *Keys) CreateSystemKey(ctx context.Context, name string, sealed []byte) ([]byte, error) {
+	if _, err := s.db.w.ExecContext(ctx, `INSERT INTO system_keys (name, sealed, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING`,
+		name, sealed, micros(time.Now())); err != nil {
+		return nil, s.db.dialect.translate(err)
+	}
+	return s.SystemKey(ctx, name)
+}

@@ -17,7 +17,6 @@ type postgresDialect struct{}
 
 func (postgresDialect) name() string                { return "postgres" }
 func (postgresDialect) gooseDialect() goose.Dialect { return goose.DialectPostgres }
-func (postgresDialect) lockShare() string           { return " FOR SHARE" }
 func (postgresDialect) lockUpdate() string          { return " FOR UPDATE" }
 
 // translate maps SQLSTATE codes to error kinds.

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -43,22 +45,13 @@ func NewProfiles(db *DB, v *vault.Vault) *Profiles {
 // Rules is the store of the workspaces' identity resolution rules.
 func (s *Profiles) Rules() *IdentityRules { return s.rules }
 
-// ApplyResult says what Apply did.
-type ApplyResult struct {
-	Applied           int // events stored
-	Duplicates        int // events whose message id was applied before
-	ProfilesCreated   int
-	Merges            int
-	DroppedIdentities int // identities not attached (limits, unique types, splits)
-}
-
 // Apply resolves each event to a profile, grows and merges the identity
 // graph as the workspace's rules decide, updates traits and groups, and
 // appends the event to the profile's timeline. Events whose message id was
 // applied before are skipped. It is atomic: all of it happens or none.
 // Conflicts with concurrent writers are retried here.
-func (s *Profiles) Apply(ctx context.Context, events []cdp.Event) (ApplyResult, error) {
-	var res ApplyResult
+func (s *Profiles) Apply(ctx context.Context, events []cdp.Event) (cdp.ApplyResult, error) {
+	var res cdp.ApplyResult
 	// Load (or create) each workspace's keys before the transaction: on
 	// SQLite the transaction holds the only writer connection.
 	seen := map[cdp.WorkspaceID]bool{}
@@ -71,8 +64,8 @@ func (s *Profiles) Apply(ctx context.Context, events []cdp.Event) (ApplyResult, 
 		}
 	}
 	var err error
-	for attempt := range 8 {
-		res = ApplyResult{}
+	for attempt := range 20 {
+		res = cdp.ApplyResult{}
 		err = s.db.tx(ctx, func(tx *sql.Tx) error {
 			a := &applier{s: s, tx: tx, res: &res, owners: map[string]cdp.ProfileID{},
 				active: map[cdp.ProfileID]bool{}, touched: map[cdp.ProfileID]*touch{}}
@@ -81,7 +74,7 @@ func (s *Profiles) Apply(ctx context.Context, events []cdp.Event) (ApplyResult, 
 		if err == nil || !retryable(err) || ctx.Err() != nil {
 			break
 		}
-		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+		time.Sleep(time.Duration(attempt+1)*2*time.Millisecond + time.Duration(mrand.Int64N(int64(10*time.Millisecond))))
 	}
 	return res, err
 }
@@ -98,7 +91,7 @@ func retryable(err error) bool {
 type applier struct {
 	s   *Profiles
 	tx  *sql.Tx
-	res *ApplyResult
+	res *cdp.ApplyResult
 
 	owners  map[string]cdp.ProfileID // blind index -> profile, as seen in this transaction
 	active  map[cdp.ProfileID]bool   // profiles checked live (and locked) in this transaction
@@ -124,6 +117,9 @@ func (a *applier) run(ctx context.Context, events []cdp.Event) error {
 	}
 	a.res.Duplicates = len(events) - len(fresh)
 	if err := a.prefetchOwners(ctx, events, fresh); err != nil {
+		return err
+	}
+	if err := a.lockOwners(ctx); err != nil {
 		return err
 	}
 	for _, i := range fresh {
@@ -231,6 +227,50 @@ func (a *applier) loadOwners(ctx context.Context, ws cdp.WorkspaceID, blinds []s
 	return nil
 }
 
+// lockOwners locks every profile the batch's identities belong to, in one
+// statement and in id order, before anything is written. Writers lock
+// profiles exclusively and never upgrade a lock, so two batches touching
+// the same person queue behind each other instead of deadlocking.
+func (a *applier) lockOwners(ctx context.Context) error {
+	set := map[cdp.ProfileID]bool{}
+	for _, p := range a.owners {
+		set[p] = true
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	ids := make([]cdp.ProfileID, 0, len(set))
+	for p := range set {
+		ids = append(ids, p)
+	}
+	slices.Sort(ids)
+	for start := 0; start < len(ids); start += rowsPerStatement {
+		chunk := ids[start:min(start+rowsPerStatement, len(ids))]
+		args := make([]any, len(chunk))
+		for i, p := range chunk {
+			args[i] = p
+		}
+		rows, err := a.tx.QueryContext(ctx, `SELECT id FROM profiles WHERE id IN (`+placeholders(1, len(chunk))+
+			`) AND merged_into IS NULL AND data_key IS NOT NULL ORDER BY id`+a.s.db.dialect.lockUpdate(), args...)
+		if err != nil {
+			return a.s.db.dialect.translate(err)
+		}
+		for rows.Next() {
+			var p string
+			if err := rows.Scan(&p); err != nil {
+				rows.Close()
+				return err
+			}
+			a.active[cdp.ProfileID(p)] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return a.s.db.dialect.translate(err)
+		}
+	}
+	return nil
+}
+
 // apply resolves one event and stores it.
 func (a *applier) apply(ctx context.Context, ev *cdp.Event) error {
 	keys, err := a.s.vault.Keys(ctx, ev.WorkspaceID)
@@ -319,7 +359,7 @@ func (a *applier) plan(ctx context.Context, ws cdp.WorkspaceID, rules identity.R
 		only = o
 	}
 	if same {
-		if err := a.ensureLive(ctx, only, false); err != nil {
+		if err := a.ensureLive(ctx, only); err != nil {
 			return identity.Plan{}, err
 		}
 		return identity.Plan{Profile: only}, nil
@@ -336,7 +376,7 @@ func (a *applier) plan(ctx context.Context, ws cdp.WorkspaceID, rules identity.R
 		}
 	}
 	for _, p := range ids {
-		if err := a.ensureLive(ctx, p, false); err != nil {
+		if err := a.ensureLive(ctx, p); err != nil {
 			return identity.Plan{}, err
 		}
 	}
@@ -355,14 +395,11 @@ func (a *applier) plan(ctx context.Context, ws cdp.WorkspaceID, rules identity.R
 // on PostgreSQL, locks it for the rest of the transaction, so a concurrent
 // merge cannot move it while this transaction writes to it. A profile that
 // is no longer live means the graph changed under us: retry.
-func (a *applier) ensureLive(ctx context.Context, p cdp.ProfileID, exclusive bool) error {
-	if a.active[p] && !exclusive {
+func (a *applier) ensureLive(ctx context.Context, p cdp.ProfileID) error {
+	if a.active[p] {
 		return nil
 	}
-	lock := a.s.db.dialect.lockShare()
-	if exclusive {
-		lock = a.s.db.dialect.lockUpdate()
-	}
+	lock := a.s.db.dialect.lockUpdate()
 	var (
 		merged  sql.NullString
 		dataKey []byte

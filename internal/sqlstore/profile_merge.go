@@ -28,10 +28,10 @@ func (a *applier) lockPair(ctx context.Context, x, y cdp.ProfileID) error {
 	if y < x {
 		x, y = y, x
 	}
-	if err := a.ensureLive(ctx, x, true); err != nil {
+	if err := a.ensureLive(ctx, x); err != nil {
 		return err
 	}
-	return a.ensureLive(ctx, y, true)
+	return a.ensureLive(ctx, y)
 }
 
 // merge folds m.From into survivor: its identities, timeline, traits and

@@ -160,22 +160,10 @@ func (s *Profiles) groups(ctx context.Context, p cdp.ProfileID, dk *vault.DataKe
 	return out, rows.Err()
 }
 
-// TimelineCursor is a position in a timeline: events strictly older than
-// (Time, Seq) in (event time, arrival) order. The zero value is the start.
-type TimelineCursor struct {
-	Time int64 // microseconds since the epoch
-	Seq  int64
-}
-
-// CursorAfter returns the position just past e in a timeline.
-func CursorAfter(e cdp.StoredEvent) TimelineCursor {
-	return TimelineCursor{Time: e.Event.Timestamp.UnixMicro(), Seq: e.Seq}
-}
-
 // Timeline returns up to limit events of a live profile, newest (by event
 // time) first, after cursor and matching f. NotFound if the workspace has
 // no such live profile.
-func (s *Profiles) Timeline(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID, f cdp.TimelineFilter, after TimelineCursor, limit int) ([]cdp.StoredEvent, error) {
+func (s *Profiles) Timeline(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID, f cdp.TimelineFilter, after cdp.TimelineCursor, limit int) ([]cdp.StoredEvent, error) {
 	keys, err := s.vault.Keys(ctx, ws)
 	if err != nil {
 		return nil, err
@@ -194,7 +182,7 @@ func (s *Profiles) Timeline(ctx context.Context, ws cdp.WorkspaceID, id cdp.Prof
 		return fmt.Sprintf("$%d", len(args))
 	}
 	if after.Seq > 0 {
-		t, q := arg(after.Time), arg(after.Seq)
+		t, q := arg(micros(after.At)), arg(after.Seq)
 		where = append(where, "(event_time < "+t+" OR (event_time = "+t+" AND seq < "+q+"))")
 	}
 	if f.Name != "" {

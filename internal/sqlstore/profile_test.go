@@ -57,7 +57,7 @@ func ev(mid string, typ cdp.EventType, opts ...evOpt) cdp.Event {
 	return e
 }
 
-func apply(t *testing.T, p *sqlstore.Profiles, events ...cdp.Event) sqlstore.ApplyResult {
+func apply(t *testing.T, p *sqlstore.Profiles, events ...cdp.Event) cdp.ApplyResult {
 	t.Helper()
 	res, err := p.Apply(context.Background(), events)
 	if err != nil {
@@ -94,7 +94,7 @@ func traitMap(p cdp.Profile) map[string]string {
 
 func timelineIDs(t *testing.T, p *sqlstore.Profiles, id cdp.ProfileID) []string {
 	t.Helper()
-	evs, err := p.Timeline(context.Background(), ws, id, cdp.TimelineFilter{}, sqlstore.TimelineCursor{}, 1000)
+	evs, err := p.Timeline(context.Background(), ws, id, cdp.TimelineFilter{}, cdp.TimelineCursor{}, 1000)
 	if err != nil {
 		t.Fatalf("timeline: %v", err)
 	}
@@ -242,7 +242,7 @@ func TestTimelinePagingAndFilters(t *testing.T) {
 		ctx := context.Background()
 		var (
 			seen   []string
-			cursor sqlstore.TimelineCursor
+			cursor cdp.TimelineCursor
 		)
 		for range 10 {
 			page, err := p.Timeline(ctx, ws, id, cdp.TimelineFilter{}, cursor, 10)
@@ -255,7 +255,7 @@ func TestTimelinePagingAndFilters(t *testing.T) {
 			if len(page) < 10 {
 				break
 			}
-			cursor = sqlstore.CursorAfter(page[len(page)-1])
+			cursor = page[len(page)-1].After()
 		}
 		if len(seen) != 25 || seen[0] != "m24" || seen[24] != "m00" {
 			t.Errorf("paged %d events from %v to %v, want 25 from m24 to m00", len(seen), seen[0], seen[len(seen)-1])
@@ -271,7 +271,7 @@ func TestTimelinePagingAndFilters(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				page, err := p.Timeline(ctx, ws, id, tt.f, sqlstore.TimelineCursor{}, 100)
+				page, err := p.Timeline(ctx, ws, id, tt.f, cdp.TimelineCursor{}, 100)
 				if err != nil {
 					t.Fatal(err)
 				}

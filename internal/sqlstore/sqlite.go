@@ -19,7 +19,6 @@ type sqliteDialect struct{}
 
 func (sqliteDialect) name() string                { return "sqlite" }
 func (sqliteDialect) gooseDialect() goose.Dialect { return goose.DialectSQLite3 }
-func (sqliteDialect) lockShare() string           { return "" }
 func (sqliteDialect) lockUpdate() string          { return "" }
 
 // translate maps SQLite result codes to error kinds.

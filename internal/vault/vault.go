@@ -3,6 +3,7 @@ package vault
 import (
 	"bytes"
 	"context"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -33,6 +34,11 @@ type KeyStore interface {
 	CreateWorkspaceKeys(ctx context.Context, ws cdp.WorkspaceID, rec WorkspaceKeyRecord) (WorkspaceKeyRecord, error)
 	// UpdateMasterKeyset replaces the encrypted master keyset.
 	UpdateMasterKeyset(ctx context.Context, ws cdp.WorkspaceID, masterKeyset []byte) error
+	// SystemKey returns a sealed process-wide key by name; NotFound if none.
+	SystemKey(ctx context.Context, name string) ([]byte, error)
+	// CreateSystemKey stores a sealed key unless one of that name exists,
+	// and returns the one stored now.
+	CreateSystemKey(ctx context.Context, name string, sealed []byte) ([]byte, error)
 }
 
 // Vault hands out each workspace's keys, creating them on first use.
@@ -46,14 +52,48 @@ type Vault struct {
 	ttl  time.Duration
 }
 
+// SystemKey returns a 32-byte key shared by every process of a deployment
+// (they share the database and the root key), creating it on first use.
+// Use DeriveKey to get keys for separate purposes from it.
+func (v *Vault) SystemKey(ctx context.Context, name string) ([]byte, error) {
+	ad := []byte("custos/system-key/" + name)
+	sealed, err := v.store.SystemKey(ctx, name)
+	if cdp.IsKind(err, cdp.NotFound) {
+		raw := make([]byte, 32)
+		_, _ = rand.Read(raw)
+		if sealed, err = v.root.aead.Encrypt(raw, ad); err != nil {
+			return nil, err
+		}
+		sealed, err = v.store.CreateSystemKey(ctx, name, sealed)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("system key %s: %w", name, err)
+	}
+	raw, err := v.root.aead.Decrypt(sealed, ad)
+	if err != nil {
+		return nil, fmt.Errorf("open system key %s (wrong master key file?): %w", name, err)
+	}
+	return raw, nil
+}
+
+// DeriveKey returns a 32-byte key for one purpose from a secret, so one
+// system key can serve several uses without reusing key material.
+func DeriveKey(secret []byte, purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, secret, nil, "custos/"+purpose, 32)
+	if err != nil {
+		panic("vault: hkdf: " + err.Error()) // only for lengths hkdf refuses, never 32
+	}
+	return k
+}
+
 // New returns a vault over store, with keys encrypted under root.
 func New(root *Root, store KeyStore) *Vault {
-	return &Vault{root: root, store: store, keys: map[cdp.WorkspaceID]*Keys{}, now: time.Now, ttl: time.Minute}
+	return &Vault{root: root, store: store, keys: map[cdp.WorkspaceID]*Keys{}, now: time.Now, ttl: 30 * time.Second}
 }
 
 // Keys returns the workspace's keys. They are cached; a master keyset
 // rotated by another process is picked up when a data key does not open
-// under the cached one, or after a minute.
+// under the cached one, or after 30 seconds.
 func (v *Vault) Keys(ctx context.Context, ws cdp.WorkspaceID) (*Keys, error) {
 	v.mu.Lock()
 	k := v.keys[ws]

@@ -17,6 +17,29 @@ import (
 type memKeys struct {
 	mu   sync.Mutex
 	recs map[cdp.WorkspaceID]vault.WorkspaceKeyRecord
+	sys  map[string][]byte
+}
+
+func (m *memKeys) SystemKey(_ context.Context, name string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if k, ok := m.sys[name]; ok {
+		return k, nil
+	}
+	return nil, cdp.Errorf(cdp.NotFound, "no key")
+}
+
+func (m *memKeys) CreateSystemKey(_ context.Context, name string, sealed []byte) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sys == nil {
+		m.sys = map[string][]byte{}
+	}
+	if k, ok := m.sys[name]; ok {
+		return k, nil
+	}
+	m.sys[name] = sealed
+	return sealed, nil
 }
 
 func (m *memKeys) WorkspaceKeys(_ context.Context, ws cdp.WorkspaceID) (vault.WorkspaceKeyRecord, error) {
@@ -178,5 +201,28 @@ func TestWrongRootCannotOpenWorkspaceKeys(t *testing.T) {
 func TestLoadRootMissingFile(t *testing.T) {
 	if _, err := vault.LoadRoot(filepath.Join(t.TempDir(), "none.key"), false); err == nil {
 		t.Fatal("loaded a root key from a missing file without create")
+	}
+}
+
+func TestSystemKeySharedAcrossProcesses(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store := &memKeys{}
+	a, err := newVault(t, filepath.Join(dir, "master.key"), store).SystemKey(ctx, "log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := newVault(t, filepath.Join(dir, "master.key"), store).SystemKey(ctx, "log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != 32 || !bytes.Equal(a, b) {
+		t.Fatalf("two processes got different system keys (%d, %d bytes)", len(a), len(b))
+	}
+	if bytes.Equal(vault.DeriveKey(a, "x"), vault.DeriveKey(a, "y")) || bytes.Equal(vault.DeriveKey(a, "x"), a) {
+		t.Error("derived keys for two purposes are not distinct")
+	}
+	if _, err := newVault(t, filepath.Join(t.TempDir(), "other.key"), store).SystemKey(ctx, "log"); err == nil {
+		t.Error("another root key opened the system key")
 	}
 }

@@ -51,6 +51,13 @@ CREATE TABLE workspace_keys (
     updated_at    BIGINT NOT NULL
 );
 
+-- Process-wide keys (the event log's), encrypted under the root key.
+CREATE TABLE system_keys (
+    name       TEXT PRIMARY KEY,
+    sealed     BYTEA NOT NULL,
+    created_at BIGINT NOT NULL
+);
+
 CREATE TABLE identity_rules (
     workspace_id TEXT PRIMARY KEY REFERENCES workspaces (id),
     rules        TEXT NOT NULL,
@@ -156,6 +163,7 @@ DROP TABLE traits;
 DROP TABLE identities;
 DROP TABLE profiles;
 DROP TABLE identity_rules;
+DROP TABLE system_keys;
 DROP TABLE workspace_keys;
 DROP TABLE message_ids;
 DROP TABLE api_tokens;

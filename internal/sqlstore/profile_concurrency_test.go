@@ -1,0 +1,76 @@
+package sqlstore_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/custos-cdp/custos/internal/cdp"
+	"github.com/custos-cdp/custos/internal/sqlstore"
+)
+
+// TestConcurrentApplyOnePerson applies events of one person from several
+// workers at once (on PostgreSQL truly in parallel): the person must end up
+// with exactly one profile, holding every identity, and no trait update may
+// be lost.
+func TestConcurrentApplyOnePerson(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *sqlstore.DB) {
+		p := newProfiles(t, db)
+		const workers, rounds = 8, 15
+		var wg sync.WaitGroup
+		errs := make(chan error, workers)
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for r := range rounds {
+					anon := fmt.Sprintf("anon-%d-%d", w, r)
+					batch := []cdp.Event{
+						// An anonymous visit first, then the login that links it.
+						ev(fmt.Sprintf("v-%d-%d", w, r), cdp.Track, ids("anonymous_id", anon)),
+						ev(fmt.Sprintf("l-%d-%d", w, r), cdp.Identify, ids("anonymous_id", anon, "user_id", "the-user"),
+							traits(fmt.Sprintf(`{"w%d":%d,"last":%d}`, w, r, w*rounds+r)), at(time.Duration(w*rounds+r)*time.Second)),
+					}
+					if _, err := p.Apply(context.Background(), batch); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("apply: %v", err)
+		}
+		user := find(t, p, cdp.UserID, "the-user")
+		prof := get(t, p, user)
+		// 1 user id + one anonymous id per round, up to the limit of 25.
+		if got := len(prof.Identities); got != 26 {
+			t.Errorf("profile holds %d identities, want 26 (user id and 25 anonymous ids)", got)
+		}
+		tr := traitMap(prof)
+		for w := range workers {
+			if tr[fmt.Sprintf("w%d", w)] != fmt.Sprint(rounds-1) {
+				t.Errorf("trait w%d = %s, want %d (an update was lost)", w, tr[fmt.Sprintf("w%d", w)], rounds-1)
+			}
+		}
+		if tr["last"] != fmt.Sprint(workers*rounds-1) {
+			t.Errorf("trait last = %s, want %d: the latest event time must win", tr["last"], workers*rounds-1)
+		}
+		// Every event is on the person's profile or on an anonymous profile
+		// whose id could not be attached (past the limit); none twice.
+		n, err := p.EventCount(context.Background(), ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 2*workers*rounds {
+			t.Errorf("stored %d events, want %d", n, 2*workers*rounds)
+		}
+		if got := prof.EventCount; got < int64(workers*rounds) {
+			t.Errorf("the person's profile has %d events, want at least the %d logins", got, workers*rounds)
+		}
+	})
+}

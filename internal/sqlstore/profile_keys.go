@@ -1,0 +1,60 @@
+package sqlstore
+
+import (
+	"context"
+
+	"github.com/custos-cdp/custos/internal/cdp"
+)
+
+// RewrapKeys re-encrypts every live profile's data key of a workspace under
+// the current master key version, in small batches so that the processor
+// keeps running beside it. A key that changed meanwhile (a merge, an
+// erasure) is left as it is. It returns how many keys it rewrapped.
+func (s *Profiles) RewrapKeys(ctx context.Context, ws cdp.WorkspaceID) (int, error) {
+	keys, err := s.vault.Keys(ctx, ws)
+	if err != nil {
+		return 0, err
+	}
+	type row struct {
+		id      string
+		wrapped []byte
+	}
+	done, after := 0, ""
+	for {
+		rows, err := s.db.r.QueryContext(ctx,
+			`SELECT id, data_key FROM profiles WHERE workspace_id = $1 AND data_key IS NOT NULL AND id > $2 ORDER BY id LIMIT 500`, ws, after)
+		if err != nil {
+			return done, s.db.dialect.translate(err)
+		}
+		var batch []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.id, &r.wrapped); err != nil {
+				rows.Close()
+				return done, err
+			}
+			batch = append(batch, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return done, s.db.dialect.translate(err)
+		}
+		if len(batch) == 0 {
+			return done, nil
+		}
+		for _, r := range batch {
+			nw, err := keys.RewrapDataKey(ctx, r.id, r.wrapped)
+			if err != nil {
+				return done, err
+			}
+			res, err := s.db.w.ExecContext(ctx, `UPDATE profiles SET data_key = $1 WHERE id = $2 AND data_key = $3`, nw, r.id, r.wrapped)
+			if err != nil {
+				return done, s.db.dialect.translate(err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				done++
+			}
+		}
+		after = batch[len(batch)-1].id
+	}
+}
