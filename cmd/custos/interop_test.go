@@ -174,7 +174,7 @@ func TestInteropMParticleGo(t *testing.T) {
 	custom.Data.EventName = "Played Video"
 	custom.Data.CustomEventType = mparticle.MediaCustomEventType
 	custom.Data.SourceMessageID = "mp-custom"
-	custom.Data.CustomAttributes = map[string]string{"video": "intro"}
+	custom.Data.CustomAttributes = map[string]any{"video": "intro"}
 	screen := mparticle.NewScreenViewEvent()
 	screen.Data.ScreenName = "Checkout"
 	screen.Data.SourceMessageID = "mp-screen"

@@ -34,6 +34,8 @@ commands:
   migrate   apply database migrations and exit
   keys      key management: "custos keys rotate" adds a master key version and rewraps data keys
   bench     send realistic load to a running server and report throughput and latency
+  bench-processing
+            measure the processor stage alone on a generated workload
   version   print the version
 
 "custos <command> -h" lists the command's flags and environment variables.
@@ -56,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = keysCommand(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = benchCommand(ctx, args[1:], stdout, stderr)
+	case "bench-processing":
+		err = benchProcessingCommand(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "custos", version)
 	case "-h", "-help", "--help", "help":

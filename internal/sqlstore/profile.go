@@ -42,6 +42,9 @@ func NewProfiles(db *DB, v *vault.Vault) *Profiles {
 	}
 }
 
+// Vault is the key hierarchy the store encrypts with.
+func (s *Profiles) Vault() *vault.Vault { return s.vault }
+
 // Rules is the store of the workspaces' identity resolution rules.
 func (s *Profiles) Rules() *IdentityRules { return s.rules }
 

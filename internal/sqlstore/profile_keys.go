@@ -58,3 +58,19 @@ func (s *Profiles) RewrapKeys(ctx context.Context, ws cdp.WorkspaceID) (int, err
 		after = batch[len(batch)-1].id
 	}
 }
+
+// DestroyKey crypto-shreds a profile: its wrapped data key is deleted, so
+// everything sealed under it (in this database, in backups of it, in queued
+// deliveries) can no longer be decrypted by anyone. Rows are left for the
+// caller to delete. NotFound if the workspace has no such live profile.
+func (s *Profiles) DestroyKey(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID) error {
+	res, err := s.db.w.ExecContext(ctx, `UPDATE profiles SET data_key = NULL WHERE id = $1 AND workspace_id = $2 AND data_key IS NOT NULL`, id, ws)
+	if err != nil {
+		return s.db.dialect.translate(err)
+	}
+	s.keys.drop(id)
+	if n, _ := res.RowsAffected(); n == 0 {
+		return cdp.Errorf(cdp.NotFound, "profile not found")
+	}
+	return nil
+}

@@ -282,3 +282,26 @@ func TestTimelinePagingAndFilters(t *testing.T) {
 		}
 	})
 }
+
+func TestDestroyKeyMakesDataUnreadable(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *sqlstore.DB) {
+		p := newProfiles(t, db)
+		ctx := context.Background()
+		apply(t, p, ev("m1", cdp.Identify, ids("user_id", "u1", "email", "shred@example.com"), traits(`{"secret":"x"}`)))
+		id := find(t, p, cdp.UserID, "u1")
+		if err := p.DestroyKey(ctx, ws, id); err != nil {
+			t.Fatal(err)
+		}
+		// A fresh store (no cached keys) cannot read any of it.
+		root := sqlstore.NewProfiles(db, p.Vault())
+		if _, err := root.Get(ctx, ws, id); err == nil {
+			t.Error("profile readable after its key was destroyed")
+		}
+		if _, err := root.Timeline(ctx, ws, id, cdp.TimelineFilter{}, cdp.TimelineCursor{}, 10); err == nil {
+			t.Error("timeline readable after the key was destroyed")
+		}
+		if err := p.DestroyKey(ctx, ws, id); !cdp.IsKind(err, cdp.NotFound) {
+			t.Errorf("second destroy: %v, want NotFound", err)
+		}
+	})
+}

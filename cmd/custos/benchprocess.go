@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/custos-cdp/custos/internal/cdp"
+	"github.com/custos-cdp/custos/internal/sqlstore"
+	"github.com/custos-cdp/custos/internal/workload"
+)
+
+// benchProcessingCommand measures the processor stage on its own: a
+// generated workload (many people, Zipf-skewed traffic, anonymous visits
+// that log in and merge) is applied in log-entry-sized batches by
+// concurrent workers, exactly as the processor applies log entries, to a
+// fresh SQLite or PostgreSQL database.
+func benchProcessingCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench-processing", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dbURL := fs.String("database-url", "", "PostgreSQL URL of an EMPTY database; empty means SQLite in --data-dir")
+	dataDir := fs.String("data-dir", "", "directory for SQLite and the master key (default: a new temporary directory)")
+	events := fs.Int("events", 1_000_000, "events to apply")
+	people := fs.Int("people", 100_000, "distinct people")
+	journeys := fs.Float64("journeys", 0.2, "share of people who return anonymously and log in")
+	batch := fs.Int("batch", 250, "events per batch (a log entry)")
+	workers := fs.Int("workers", 2, "batches applied at once")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	dir := *dataDir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "custos-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	cfg := config{DataDir: dir, DatabaseURL: *dbURL}
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := db.Migrate(ctx, log); err != nil {
+		return err
+	}
+	if err := bootstrap(ctx, db, bootstrapCredentials{}, io.Discard, time.Now); err != nil {
+		return err
+	}
+	wss, err := db.Workspaces().List(ctx)
+	if err != nil || len(wss) == 0 {
+		return fmt.Errorf("workspace: %v", err)
+	}
+	v, err := openVault(cfg, db)
+	if err != nil {
+		return err
+	}
+	profiles := sqlstore.NewProfiles(db, v)
+	gen := workload.New(workload.Config{People: *people, Events: *events, Journeys: *journeys, Seed: 1, Workspace: wss[0].ID, Source: "src_bench"})
+
+	batches := make(chan []cdp.Event, *workers*2)
+	go func() {
+		defer close(batches)
+		for {
+			b := make([]cdp.Event, 0, *batch)
+			for len(b) < *batch {
+				ev, ok := gen.Next()
+				if !ok {
+					break
+				}
+				b = append(b, ev)
+			}
+			if len(b) == 0 {
+				return
+			}
+			select {
+			case batches <- b:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var (
+		mu        sync.Mutex
+		total     cdp.ApplyResult
+		latencies []time.Duration
+		firstErr  error
+		wg        sync.WaitGroup
+	)
+	start := time.Now()
+	progress := *events / 10
+	for range *workers {
+		wg.Go(func() {
+			for b := range batches {
+				t0 := time.Now()
+				res, err := profiles.Apply(ctx, b)
+				d := time.Since(t0)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				before := total.Applied
+				total.Applied += res.Applied
+				total.Duplicates += res.Duplicates
+				total.Merges += res.Merges
+				total.ProfilesCreated += res.ProfilesCreated
+				total.DroppedIdentities += res.DroppedIdentities
+				latencies = append(latencies, d)
+				if progress > 0 && before/progress != total.Applied/progress {
+					fmt.Fprintf(stderr, "%d events applied, %.0f/s\n", total.Applied, float64(total.Applied)/time.Since(start).Seconds())
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return firstErr
+	}
+	slices.Sort(latencies)
+	pct := func(p float64) time.Duration { return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))] }
+	size, err := storageSize(ctx, db, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "database          %s\n", db.Dialect())
+	fmt.Fprintf(stdout, "events            %d applied in %s with %d workers, batches of %d\n", total.Applied, elapsed.Round(time.Millisecond), *workers, *batch)
+	fmt.Fprintf(stdout, "throughput        %.0f events/s\n", float64(total.Applied)/elapsed.Seconds())
+	fmt.Fprintf(stdout, "batch latency     p50 %s  p99 %s  max %s\n", pct(0.5).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), latencies[len(latencies)-1].Round(time.Microsecond))
+	fmt.Fprintf(stdout, "identity graph    %d profiles created, %d merges, %d identities dropped by the rules\n", total.ProfilesCreated, total.Merges, total.DroppedIdentities)
+	fmt.Fprintf(stdout, "storage           %.1f MiB (%.1f MiB per million events)\n", float64(size)/(1<<20), float64(size)/(1<<20)/(float64(total.Applied)/1e6))
+	return nil
+}
+
+// storageSize is the bytes the database takes on disk.
+func storageSize(ctx context.Context, db *sqlstore.DB, cfg config) (int64, error) {
+	if cfg.DatabaseURL == "" {
+		var n int64
+		for _, f := range []string{"custos.db", "custos.db-wal"} {
+			if st, err := os.Stat(filepath.Join(cfg.DataDir, f)); err == nil {
+				n += st.Size()
+			}
+		}
+		return n, nil
+	}
+	conn, err := sql.Open("pgx", cfg.DatabaseURL)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	var n int64
+	err = conn.QueryRowContext(ctx, `SELECT pg_database_size(current_database())`).Scan(&n)
+	return n, err
+}
