@@ -71,8 +71,9 @@ type Config struct {
 	Out           io.Writer // progress lines; nil discards them
 }
 
-// Report is what a run did. The rates and latencies cover the measured
-// window only; Acked and the verification cover the whole run.
+// Report is what a run did. The rates, latencies and errors cover the
+// measured window only (an attempt belongs to it when its answer arrives
+// in it); Acked and the verification cover the whole run.
 type Report struct {
 	Format      string
 	Concurrency int
@@ -92,7 +93,9 @@ type Report struct {
 
 	Acked int64 // acknowledged events in the whole run, warm-up included
 
-	VerifySkipped bool  // no admin token: nothing was checked
+	// VerifySkipped says nothing was checked: there was no admin token, or
+	// the run ended with an error before verification finished.
+	VerifySkipped bool
 	Verified      int64 // acknowledged events found stored
 	Missing       int64 // acknowledged events never found stored
 	Duplicates    int64 // extra stored copies of this run's message ids
@@ -134,7 +137,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	rep := Report{Format: cfg.Format, Concurrency: cfg.Concurrency, BatchSize: cfg.BatchSize, Errors: map[string]int64{}}
+	rep := Report{Format: cfg.Format, Concurrency: cfg.Concurrency, BatchSize: cfg.BatchSize, Errors: map[string]int64{}, VerifySkipped: true}
 	runID, seed, err := newRunID()
 	if err != nil {
 		return rep, err
@@ -158,7 +161,6 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		return rep, noAckError(workers)
 	}
 	if cfg.AdminToken == "" {
-		rep.VerifySkipped = true
 		return rep, nil
 	}
 	fmt.Fprintf(cfg.Out, "verifying %d acknowledged events through the events API\n", rep.Acked)
@@ -171,6 +173,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
+	rep.VerifySkipped = false
 	rep.Verified, rep.Missing, rep.Duplicates = res.verified, rep.Acked-res.verified, res.duplicates
 	rep.VerifySeconds = res.seconds
 	return rep, nil

@@ -53,7 +53,7 @@ type fakeOptions struct {
 	retryAfterOne bool          // answer the 6th request 503 with Retry-After: 1
 	dropOne       bool          // acknowledge one event but never store it
 	duplicateOne  bool          // store one event twice
-	rejectOne     bool          // reject one message inside a 200 batch answer
+	rejectOne     bool          // reject one message inside a 2xx answer
 	lag           time.Duration // stored events show in the events API this much later
 }
 
@@ -152,7 +152,7 @@ func (f *fakeServer) ingest(format string) http.HandlerFunc {
 			f.refuse(w, ids[0], "0", now)
 			return
 		}
-		var rejected string
+		var rejected string // the second message of the third acknowledged request
 		if f.rejectOne && len(ids) > 1 && f.acks == 2 {
 			rejected = ids[1]
 		}
@@ -175,11 +175,16 @@ func (f *fakeServer) ingest(format string) http.HandlerFunc {
 		}
 		f.acks++
 		w.Header().Set("Content-Type", "application/json")
+		rejection := ""
+		if rejected != "" {
+			rejection = `"rejected":[{"index":1,"code":"invalid_event","message":"event_name has the wrong JSON type"}]`
+		}
 		switch {
 		case format == FormatMParticle:
 			w.WriteHeader(http.StatusAccepted)
-		case rejected != "":
-			fmt.Fprintf(w, `{"success":true,"rejected":[{"index":1,"messageId":%q,"code":"invalid_event"}]}`, rejected)
+			io.WriteString(w, "{"+rejection+"}")
+		case rejection != "":
+			io.WriteString(w, `{"success":true,`+rejection+"}")
 		default:
 			io.WriteString(w, `{"success":true}`)
 		}
@@ -259,6 +264,7 @@ func TestRunVerifiesWhatWasAcknowledged(t *testing.T) {
 		{name: "mparticle batch", format: FormatMParticle, batch: 7},
 		{name: "retry waits Retry-After", format: FormatSegment, batch: 3, fake: fakeOptions{retryAfterOne: true}},
 		{name: "rejected message", format: FormatSegment, batch: 4, fake: fakeOptions{rejectOne: true}, wantRejected: 1},
+		{name: "rejected mparticle event", format: FormatMParticle, batch: 4, fake: fakeOptions{rejectOne: true}, wantRejected: 1},
 		{name: "lost event", format: FormatSegment, batch: 5, fake: fakeOptions{dropOne: true}, verifyTimeout: 300 * time.Millisecond, wantMissing: 1},
 		{name: "stored twice", format: FormatMParticle, batch: 3, fake: fakeOptions{duplicateOne: true}, wantDuplicates: 1},
 	}
@@ -397,8 +403,8 @@ func TestRunStopsWithContext(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got error %v, want context.Canceled", err)
 	}
-	if rep.Acked == 0 || rep.Duration <= 0 || rep.Duration >= time.Hour {
-		t.Errorf("Acked %d, Duration %v: want the partial run reported", rep.Acked, rep.Duration)
+	if rep.Acked == 0 || rep.Duration <= 0 || rep.Duration >= time.Hour || !rep.VerifySkipped {
+		t.Errorf("Acked %d, Duration %v, VerifySkipped %v: want the partial run reported, unverified", rep.Acked, rep.Duration, rep.VerifySkipped)
 	}
 }
 
@@ -445,7 +451,7 @@ func TestReportString(t *testing.T) {
 	}{
 		{"verified", func(*Report) {}, []string{"events       100 acknowledged, 50.0/s", "p50 800µs  p90 2.00ms  p99 15.00ms  max 1.500s", "503: 2, timeout: 1", "all 120 stored once"}},
 		{"missing", func(r *Report) { r.Verified, r.Missing = 119, 1 }, []string{"FAILED: 119 of 120 acknowledged stored, 1 missing"}},
-		{"skipped", func(r *Report) { r.VerifySkipped = true }, []string{"verification skipped"}},
+		{"skipped", func(r *Report) { r.VerifySkipped = true }, []string{"not checked"}},
 		{"all warm-up", func(r *Report) { r.Duration = 0; r.Errors = nil }, []string{"nothing measured", "errors       none"}},
 	}
 	for _, tt := range tests {
@@ -457,6 +463,32 @@ func TestReportString(t *testing.T) {
 				if !strings.Contains(s, w) {
 					t.Errorf("report lacks %q:\n%s", w, s)
 				}
+			}
+		})
+	}
+}
+
+func TestRejections(t *testing.T) {
+	tests := []struct {
+		name   string
+		answer string
+		n      int
+		want   []int
+		wantOK bool
+	}{
+		{"none", `{"success":true,"rejected":[]}`, 3, []int{}, true},
+		{"two", `{"success":true,"rejected":[{"index":0,"code":"invalid_event"},{"index":2,"code":"missing_event"}]}`, 3, []int{0, 2}, true},
+		{"mparticle", `{"rejected":[{"index":1,"code":"invalid_event","message":"x"}]}`, 2, []int{1}, true},
+		{"index out of range", `{"rejected":[{"index":3}]}`, 3, nil, false},
+		{"negative index", `{"rejected":[{"index":-1}]}`, 3, nil, false},
+		{"no index", `{"rejected":[{"code":"invalid_event"}]}`, 3, nil, false},
+		{"not JSON", `{"rejected":[`, 3, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := rejections([]byte(tt.answer), tt.n)
+			if ok != tt.wantOK || fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("got %v %v, want %v %v", got, ok, tt.want, tt.wantOK)
 			}
 		})
 	}

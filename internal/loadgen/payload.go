@@ -188,7 +188,7 @@ func appendCents(b []byte, cents int64) []byte {
 	return append(b, byte('0'+c/10), byte('0'+c%10))
 }
 
-// appendOrder appends the products of one order and returns its revenue.
+// appendProducts appends the lines of one order and returns its revenue.
 func (g *generator) appendProducts(b []byte) ([]byte, int64) {
 	a := g.intn(len(catalog))
 	second := (a + 1 + g.intn(len(catalog)-1)) % len(catalog)

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"strings"
@@ -91,7 +92,7 @@ func decodeSegment(t *testing.T, body []byte, batch int) []sentMessage {
 	var out []sentMessage
 	for _, raw := range raws {
 		var m segmentTrack
-		dec := json.NewDecoder(strings.NewReader(string(raw)))
+		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&m); err != nil {
 			t.Fatalf("message is not the expected JSON: %v\n%s", err, raw)
@@ -122,7 +123,7 @@ func decodeSegment(t *testing.T, body []byte, batch int) []sentMessage {
 func decodeMParticle(t *testing.T, body []byte) (mparticleBatch, []sentMessage) {
 	t.Helper()
 	var b mparticleBatch
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil {
 		t.Fatalf("batch is not the expected JSON: %v\n%s", err, body)
@@ -169,7 +170,7 @@ func TestGeneratorBuild(t *testing.T) {
 			devices := map[string]string{}
 			requestIDs := map[string]bool{}
 			var buf []byte
-			for round := range 4 {
+			for round := range 2 {
 				first := uint64(round * tt.batch)
 				buf = g.build(buf[:0], first, tt.batch, time.Now())
 				if len(buf) > tt.maxBodyBytes {

@@ -15,7 +15,7 @@ func (r Report) String() string {
 	if r.Duration <= 0 {
 		b.WriteString("window       nothing measured: sending ended within the warm-up\n")
 	} else {
-		fmt.Fprintf(&b, "window       %.2fs after warm-up\n", r.Duration.Seconds())
+		fmt.Fprintf(&b, "window       %.2fs measured\n", r.Duration.Seconds())
 		fmt.Fprintf(&b, "requests     %d acknowledged, %.1f/s\n", r.Requests, r.RequestsPerSec)
 		fmt.Fprintf(&b, "events       %d acknowledged, %.1f/s\n", r.Events, r.EventsPerSec)
 		fmt.Fprintf(&b, "latency      p50 %s  p90 %s  p99 %s  max %s\n", fmtLatency(r.P50), fmtLatency(r.P90), fmtLatency(r.P99), fmtLatency(r.Max))
@@ -34,7 +34,7 @@ func (r Report) String() string {
 	fmt.Fprintf(&b, "acked        %d events in the whole run, warm-up included\n", r.Acked)
 	switch {
 	case r.VerifySkipped:
-		b.WriteString("verification skipped: no admin token\n")
+		b.WriteString("verified     not checked (no admin token, or the run stopped first)\n")
 	case r.Missing == 0 && r.Duplicates == 0:
 		fmt.Fprintf(&b, "verified     all %d stored once; the last visible %.2fs after the last acknowledgement\n", r.Verified, r.VerifySeconds)
 	default:

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -40,11 +39,10 @@ type worker struct {
 	gen    *generator
 	header http.Header
 
-	buf      []byte        // the current body, uncompressed
-	zbuf     *bytes.Buffer // the current body, compressed
-	zw       *gzip.Writer
-	resp     bytes.Buffer
-	inflight []*sentBody // bodies the transport may still be reading
+	bodyCap int    // capacity for the next body sent
+	raw     []byte // uncompressed body, with Gzip
+	zw      *gzip.Writer
+	resp    bytes.Buffer
 
 	seq    uint64
 	ledger []byte // per seq: ledgerSent or ledgerAcked
@@ -75,9 +73,8 @@ func newWorker(r *run, id int) *worker {
 	}
 	if r.cfg.Gzip {
 		w.header["Content-Encoding"] = []string{"gzip"}
-		w.zbuf = new(bytes.Buffer)
 		// The generator shares the machine with the server: cheap compression.
-		w.zw, _ = gzip.NewWriterLevel(w.zbuf, gzip.BestSpeed)
+		w.zw, _ = gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
 	}
 	return w
 }
@@ -107,60 +104,26 @@ func (w *worker) mayStart(ctx context.Context) bool {
 	return true
 }
 
-// prepare builds the body of a new request, reusing the buffers once the
-// transport is done with the previous body.
+// prepare builds the body of a new request. Each body sent gets its own
+// buffer, sized from the last one: the transport may still be writing a
+// body when the answer arrives, and net/http writes headers and body in
+// one syscall only for a plain *bytes.Reader, which cannot tell when it is
+// done. The uncompressed body of a gzip request is never sent, so its
+// buffer is reused.
 func (w *worker) prepare(first uint64, n int) []byte {
-	w.settle()
-	w.buf = w.gen.build(w.buf[:0], first, n, time.Now())
 	if w.zw == nil {
-		return w.buf
+		body := w.gen.build(make([]byte, 0, w.bodyCap), first, n, time.Now())
+		w.bodyCap = len(body) + len(body)/8
+		return body
 	}
-	w.zbuf.Reset()
-	w.zw.Reset(w.zbuf)
+	w.raw = w.gen.build(w.raw[:0], first, n, time.Now())
+	z := bytes.NewBuffer(make([]byte, 0, w.bodyCap))
+	w.zw.Reset(z)
 	// Writes into a bytes.Buffer cannot fail.
-	_, _ = w.zw.Write(w.buf)
+	_, _ = w.zw.Write(w.raw)
 	_ = w.zw.Close()
-	return w.zbuf.Bytes()
-}
-
-// settle waits until the transport has closed every body sent from the
-// current buffers. It may still be writing one when an answer arrives
-// early; one that is still open after a second keeps the old buffers, and
-// the worker takes new ones.
-func (w *worker) settle() {
-	for _, b := range w.inflight {
-		select {
-		case <-b.done:
-			continue
-		default:
-		}
-		t := time.NewTimer(time.Second)
-		select {
-		case <-b.done:
-			t.Stop()
-			continue
-		case <-t.C:
-		}
-		w.buf = nil
-		if w.zbuf != nil {
-			w.zbuf = new(bytes.Buffer)
-		}
-		break
-	}
-	clear(w.inflight)
-	w.inflight = w.inflight[:0]
-}
-
-// sentBody is a request body that tells when the transport closed it.
-type sentBody struct {
-	bytes.Reader
-	once sync.Once
-	done chan struct{}
-}
-
-func (b *sentBody) Close() error {
-	b.once.Do(func() { close(b.done) })
-	return nil
+	w.bodyCap = z.Len() + z.Len()/8
+	return z.Bytes()
 }
 
 // deliver sends one body until it is acknowledged, refused, or out of
@@ -214,17 +177,12 @@ func (w *worker) deliver(ctx context.Context, body []byte, first uint64, n int) 
 
 // attempt sends body once and reads the whole answer into w.resp.
 func (w *worker) attempt(ctx context.Context, body []byte) (status int, retryAfter string, err error) {
-	sb := &sentBody{done: make(chan struct{})}
-	sb.Reset(body)
-	w.inflight = append(w.inflight, sb)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.r.endpoint, sb)
+	// A POST without an Idempotency-Key is not replayed by the transport
+	// once anything of it was written: retries are this worker's, counted.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.r.endpoint, bytes.NewReader(body))
 	if err != nil {
-		sb.Close()
 		return 0, "", err
 	}
-	// A body type net/http does not know: set the length, and there is no
-	// GetBody, so the transport never replays it on its own.
-	req.ContentLength = int64(len(body))
 	req.Header = w.header
 	resp, err := w.r.client.Do(req)
 	if err != nil {
@@ -241,65 +199,49 @@ func (w *worker) attempt(ctx context.Context, body []byte) (status int, retryAft
 
 // acknowledge marks the messages of an acknowledged request in the ledger
 // and returns how many were acknowledged and how many the server rejected
-// inside its 200 answer. A rejection that names no message of this
-// request makes the whole request count as rejected.
+// inside its 2xx answer. A rejection list that cannot be read makes the
+// whole request count as rejected.
 func (w *worker) acknowledge(first uint64, n int) (acked, rejected int) {
-	var rejectedSeqs []uint64
-	if w.r.cfg.Format == FormatSegment && bytes.Contains(w.resp.Bytes(), []byte(`"rejected"`)) {
-		seqs, ok := w.rejections(first, n)
+	var rejectedAt []int
+	if bytes.Contains(w.resp.Bytes(), []byte(`"rejected"`)) {
+		at, ok := rejections(w.resp.Bytes(), n)
 		if !ok {
 			return 0, n
 		}
-		rejectedSeqs = seqs
+		rejectedAt = at
 	}
 	for i := range n {
 		w.ledger[first+uint64(i)] = ledgerAcked
 	}
-	for _, s := range rejectedSeqs {
-		if w.ledger[s] == ledgerAcked {
-			w.ledger[s] = ledgerSent
+	for _, i := range rejectedAt {
+		if w.ledger[first+uint64(i)] == ledgerAcked {
+			w.ledger[first+uint64(i)] = ledgerSent
 			rejected++
 		}
 	}
 	return n - rejected, rejected
 }
 
-// rejections reads the "rejected" list of a Segment answer. Each entry
-// names a message by id ("messageId" or "message_id", or the bare id) or
-// by its "index" in the request.
-func (w *worker) rejections(first uint64, n int) ([]uint64, bool) {
+// rejections reads the "rejected" list of an answer: each entry names a
+// message by its index in the request's batch (for mParticle, in the
+// batch's events).
+func rejections(answer []byte, n int) ([]int, bool) {
 	var ans struct {
-		Rejected []json.RawMessage `json:"rejected"`
+		Rejected []struct {
+			Index *int `json:"index"`
+		} `json:"rejected"`
 	}
-	if err := json.Unmarshal(w.resp.Bytes(), &ans); err != nil {
+	if err := json.Unmarshal(answer, &ans); err != nil {
 		return nil, false
 	}
-	seqs := make([]uint64, 0, len(ans.Rejected))
-	for _, raw := range ans.Rejected {
-		var entry struct {
-			MessageID  string `json:"messageId"`
-			MessageID2 string `json:"message_id"`
-			Index      *int   `json:"index"`
-		}
-		var id string
-		switch {
-		case json.Unmarshal(raw, &id) == nil:
-		case json.Unmarshal(raw, &entry) == nil:
-			id = entry.MessageID + entry.MessageID2
-			if id == "" && entry.Index != nil && *entry.Index >= 0 && *entry.Index < n {
-				seqs = append(seqs, first+uint64(*entry.Index))
-				continue
-			}
-		default:
+	at := make([]int, 0, len(ans.Rejected))
+	for _, r := range ans.Rejected {
+		if r.Index == nil || *r.Index < 0 || *r.Index >= n {
 			return nil, false
 		}
-		wk, seq, ok := parseMessageID(id, w.r.runID)
-		if !ok || wk != w.id || seq < first || seq >= first+uint64(n) {
-			return nil, false
-		}
-		seqs = append(seqs, seq)
+		at = append(at, *r.Index)
 	}
-	return seqs, true
+	return at, true
 }
 
 // pause waits d before a retry. It answers false when ctx ends or the
