@@ -25,9 +25,15 @@ type rudderConsent struct {
 	Denied  json.RawMessage `json:"deniedConsentIds"`
 }
 
-func segmentConsentSignals(c *segmentConsent, r *rudderConsent) ([]cdp.ConsentSignal, *cdp.Error) {
+// segmentConsentSignals reads context.consent and context.consentManagement
+// (raw values, either may be absent).
+func segmentConsentSignals(consent, management []byte) ([]cdp.ConsentSignal, *cdp.Error) {
 	var out []cdp.ConsentSignal
-	if c != nil {
+	if !isNull(consent) {
+		var c segmentConsent
+		if firstByte(consent) != '{' || json.Unmarshal(consent, &c) != nil {
+			return nil, reject(codeInvalidConsent, "context.consent must be an object of categoryPreferences, tcf and gpp")
+		}
 		if !isNull(c.CategoryPreferences) {
 			err := members(c.CategoryPreferences, func(key string, v json.RawMessage) error {
 				var granted bool
@@ -55,7 +61,11 @@ func segmentConsentSignals(c *segmentConsent, r *rudderConsent) ([]cdp.ConsentSi
 			out = append(out, cdp.ConsentSignal{Vocabulary: cdp.ConsentGPP, Key: c.GPP.s})
 		}
 	}
-	if r != nil {
+	if !isNull(management) {
+		var r rudderConsent
+		if firstByte(management) != '{' || json.Unmarshal(management, &r) != nil {
+			return nil, reject(codeInvalidConsent, "context.consentManagement must be an object")
+		}
 		var err *cdp.Error
 		if out, err = appendRudderIDs(out, r.Allowed, true, "allowedConsentIds"); err != nil {
 			return nil, err

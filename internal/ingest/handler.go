@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"time"
@@ -46,7 +47,8 @@ type segmentOK struct {
 // segmentRequest authenticates, reads and decodes a Segment request. A
 // Basic header is checked before the body is read, so an unknown key costs
 // no decoding; a key in the body is checked right after decoding, before
-// any decoding error is answered.
+// any problem of the messages is answered, so that a caller without valid
+// credentials learns only that.
 func (h *Handler) segmentRequest(w http.ResponseWriter, r *http.Request, endpoint cdp.EventType, maxBody int, tooLarge *cdp.Error) (SegmentRequest, error) {
 	gzipped, err := contentHeaders(r)
 	if err != nil {
@@ -69,7 +71,9 @@ func (h *Handler) segmentRequest(w http.ResponseWriter, r *http.Request, endpoin
 	putBuffer(buf)
 	if !basic {
 		if req.WriteKey == "" {
-			if decodeErr != nil {
+			// A body that could not be read might have held a key; one that
+			// was read and had none is a request without credentials.
+			if cdp.IsKind(decodeErr, cdp.TooLarge) || errors.Is(decodeErr, &cdp.Error{Kind: cdp.Invalid, Code: codeInvalidJSON}) {
 				return SegmentRequest{}, decodeErr
 			}
 			return SegmentRequest{}, errInvalidWriteKey

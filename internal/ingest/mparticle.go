@@ -38,7 +38,7 @@ func DecodeMParticle(body []byte, bulk bool, lim Limits, receivedAt time.Time) (
 		if firstByte(body) != '{' {
 			return MParticleRequest{}, notObject(body, codeInvalidBatch, "body must be a JSON batch object")
 		}
-		if !json.Valid(body) {
+		if !validJSON(body) {
 			return MParticleRequest{}, reject(codeInvalidJSON, "body is not valid JSON")
 		}
 		var req MParticleRequest

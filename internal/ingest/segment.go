@@ -1,8 +1,8 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/json"
-	"errors"
 	"math"
 	"slices"
 	"strings"
@@ -50,11 +50,12 @@ func DecodeSegment(body []byte, endpoint cdp.EventType, lim Limits, receivedAt t
 		return SegmentRequest{}, notObject(body, codeInvalidJSON, "body must be a JSON object")
 	}
 	var m segmentMessage
-	if err := json.Unmarshal(body, &m); err != nil {
-		if isSyntaxError(err) {
-			return SegmentRequest{}, reject(codeInvalidJSON, "body is not valid JSON")
-		}
-		return SegmentRequest{WriteKey: m.WriteKey.s}, typeError(err, "")
+	ok, fieldErr := m.read(body)
+	if !ok {
+		return SegmentRequest{}, reject(codeInvalidJSON, "body is not valid JSON")
+	}
+	if fieldErr != nil {
+		return SegmentRequest{WriteKey: m.WriteKey.s}, fieldErr
 	}
 	req := SegmentRequest{WriteKey: m.WriteKey.s}
 	ev, perr := m.event(endpoint, segmentDefaults{}, receivedAt)
@@ -68,10 +69,29 @@ func DecodeSegment(body []byte, endpoint cdp.EventType, lim Limits, receivedAt t
 // segmentBatch is the body of /v1/batch. Its integrations and messageId
 // are tolerated and not used.
 type segmentBatch struct {
-	Batch    *[]rawMsg       `json:"batch"`
-	Context  json.RawMessage `json:"context"`
-	SentAt   wireTime        `json:"sentAt"`
-	WriteKey lenientString   `json:"writeKey"`
+	Batch    [][]byte // the raw messages, aliasing the body
+	IsArray  bool     // batch was present and an array
+	Context  []byte
+	SentAt   wireTime
+	WriteKey lenientString
+}
+
+func (b *segmentBatch) read(body []byte) bool {
+	return eachMember(body, func(key, v []byte) {
+		switch string(keyBytes(key)) {
+		case "batch":
+			b.Batch, b.IsArray = b.Batch[:0], v[0] == '['
+			if b.IsArray {
+				eachElement(v, func(m []byte) { b.Batch = append(b.Batch, m) })
+			}
+		case "context":
+			b.Context = v
+		case "sentAt":
+			b.SentAt = timeValue(v)
+		case "writeKey":
+			b.WriteKey = lenientValue(v)
+		}
+	})
 }
 
 func decodeSegmentBatch(body []byte, lim Limits, receivedAt time.Time) (SegmentRequest, error) {
@@ -82,17 +102,14 @@ func decodeSegmentBatch(body []byte, lim Limits, receivedAt time.Time) (SegmentR
 		return SegmentRequest{}, notObject(body, codeInvalidBatch, "body must be a JSON object with a batch array")
 	}
 	var b segmentBatch
-	if err := json.Unmarshal(body, &b); err != nil {
-		if isSyntaxError(err) {
-			return SegmentRequest{}, reject(codeInvalidJSON, "body is not valid JSON")
-		}
-		return SegmentRequest{WriteKey: b.WriteKey.s}, reject(codeInvalidBatch, "batch must be an array of messages")
+	if !b.read(body) {
+		return SegmentRequest{}, reject(codeInvalidJSON, "body is not valid JSON")
 	}
 	req := SegmentRequest{WriteKey: b.WriteKey.s}
-	if b.Batch == nil {
+	if !b.IsArray {
 		return req, reject(codeInvalidBatch, "batch must be an array of messages")
 	}
-	msgs := *b.Batch
+	msgs := b.Batch
 	if len(msgs) > lim.SegmentMaxBatchMessages {
 		return req, cdp.Reason(cdp.TooLarge, codeTooManyMessages, "more messages than the limit per batch")
 	}
@@ -131,8 +148,8 @@ func decodeBatchMessage(raw []byte, d segmentDefaults, lim Limits, receivedAt ti
 		return cdp.Event{}, reject(codeInvalidMessage, "message must be a JSON object")
 	}
 	var m segmentMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return cdp.Event{}, typeError(err, "")
+	if _, err := m.read(raw); err != nil {
+		return cdp.Event{}, err
 	}
 	typ := cdp.EventType(strings.ToLower(m.Type.s))
 	if m.Type.bad || !typ.Valid() {
@@ -143,35 +160,72 @@ func decodeBatchMessage(raw []byte, d segmentDefaults, lim Limits, receivedAt ti
 
 // notObject explains why a body that does not start with '{' is refused.
 func notObject(body []byte, code, message string) *cdp.Error {
-	if !json.Valid(body) {
+	if !validJSON(body) {
 		return reject(codeInvalidJSON, "body is not valid JSON")
 	}
 	return reject(code, message)
 }
 
-func isSyntaxError(err error) bool {
-	_, ok := errors.AsType[*json.SyntaxError](err)
-	return ok
+
+// segmentMessage is one message of the tracking spec, of any type. The
+// object fields alias the request body until event copies what it keeps.
+type segmentMessage struct {
+	Type, Event, Name, WriteKey                         lenientString
+	MessageID, UserID, AnonymousID, PreviousID, GroupID string
+	Timestamp, OriginalTimestamp, SentAt                wireTime
+	Traits, Properties, Context, Integrations           []byte
 }
 
-// segmentMessage is one message of the tracking spec, of any type.
-type segmentMessage struct {
-	Type              lenientString   `json:"type"`
-	MessageID         flexString      `json:"messageId"`
-	UserID            flexString      `json:"userId"`
-	AnonymousID       flexString      `json:"anonymousId"`
-	PreviousID        flexString      `json:"previousId"`
-	GroupID           flexString      `json:"groupId"`
-	Event             lenientString   `json:"event"`
-	Name              lenientString   `json:"name"`
-	Timestamp         wireTime        `json:"timestamp"`
-	OriginalTimestamp wireTime        `json:"originalTimestamp"`
-	SentAt            wireTime        `json:"sentAt"`
-	Traits            json.RawMessage `json:"traits"`
-	Properties        json.RawMessage `json:"properties"`
-	Context           json.RawMessage `json:"context"`
-	Integrations      json.RawMessage `json:"integrations"`
-	WriteKey          lenientString   `json:"writeKey"`
+// read fills m from the JSON object data. ok is false when data is not
+// valid JSON; err is the first field of a type no client may send.
+func (m *segmentMessage) read(data []byte) (ok bool, err *cdp.Error) {
+	flex := func(dst *string, v []byte, field string) {
+		s, isFlex := flexValue(v)
+		if !isFlex {
+			err = reject(codeInvalidField, field+" must be a string or a number")
+		}
+		*dst = s
+	}
+	ok = eachMember(data, func(key, v []byte) {
+		if err != nil {
+			return
+		}
+		switch string(keyBytes(key)) {
+		case "type":
+			m.Type = lenientValue(v)
+		case "messageId":
+			flex(&m.MessageID, v, "messageId")
+		case "userId":
+			flex(&m.UserID, v, "userId")
+		case "anonymousId":
+			flex(&m.AnonymousID, v, "anonymousId")
+		case "previousId":
+			flex(&m.PreviousID, v, "previousId")
+		case "groupId":
+			flex(&m.GroupID, v, "groupId")
+		case "event":
+			m.Event = lenientValue(v)
+		case "name":
+			m.Name = lenientValue(v)
+		case "writeKey":
+			m.WriteKey = lenientValue(v)
+		case "timestamp":
+			m.Timestamp = timeValue(v)
+		case "originalTimestamp":
+			m.OriginalTimestamp = timeValue(v)
+		case "sentAt":
+			m.SentAt = timeValue(v)
+		case "traits":
+			m.Traits = v
+		case "properties":
+			m.Properties = v
+		case "context":
+			m.Context = v
+		case "integrations":
+			m.Integrations = v
+		}
+	})
+	return ok, err
 }
 
 // segmentDefaults are the batch-level values a message without its own
@@ -183,8 +237,8 @@ type segmentDefaults struct {
 
 func (m *segmentMessage) event(typ cdp.EventType, d segmentDefaults, receivedAt time.Time) (cdp.Event, *cdp.Error) {
 	ev := cdp.Event{Format: cdp.FormatSegment, Type: typ, ReceivedAt: receivedAt}
-	var err *cdp.Error
-	if ev.Integrations, err = objectField(m.Integrations, "integrations"); err != nil {
+	integrations, err := objectField(m.Integrations, "integrations")
+	if err != nil {
 		return cdp.Event{}, err
 	}
 	traits, err := objectField(m.Traits, "traits")
@@ -215,21 +269,18 @@ func (m *segmentMessage) event(typ cdp.EventType, d segmentDefaults, receivedAt 
 	if len(m.MessageID) > maxMessageIDLen {
 		return cdp.Event{}, reject(codeInvalidField, "messageId longer than 256 bytes")
 	}
-	ev.MessageID = string(m.MessageID)
+	ev.MessageID = m.MessageID
 	if ev.MessageID == "" {
 		ev.MessageID = newMessageID()
 	}
 
 	ids := make(identities, 0, 4)
-	ids.add(cdp.UserID, string(m.UserID))
-	ids.add(cdp.AnonymousID, string(m.AnonymousID))
+	ids.add(cdp.UserID, m.UserID)
+	ids.add(cdp.AnonymousID, m.AnonymousID)
 	if typ == cdp.Identify && traits != nil {
-		var t identityTraits
-		if err := json.Unmarshal(traits, &t); err != nil {
-			return cdp.Event{}, typeError(err, "traits")
+		if err := addTraitIdentities(&ids, traits, "traits"); err != nil {
+			return cdp.Event{}, err
 		}
-		ids.add(cdp.Email, string(t.Email))
-		ids.add(cdp.Phone, string(t.Phone))
 	}
 	if ctx != nil {
 		for _, id := range ctx.ids {
@@ -242,33 +293,35 @@ func (m *segmentMessage) event(typ cdp.EventType, d segmentDefaults, receivedAt 
 	}
 	ev.Identities = ids
 
+	// What the event keeps is copied: the body's buffer is reused.
+	ev.Integrations = bytes.Clone(integrations)
 	switch typ {
 	case cdp.Identify:
-		ev.Traits = traits
+		ev.Traits = bytes.Clone(traits)
 	case cdp.Track:
 		if m.Event.bad || strings.TrimSpace(m.Event.s) == "" {
 			return cdp.Event{}, reject(codeMissingEvent, "track needs a non-empty event name")
 		}
-		ev.Name, ev.Properties = m.Event.s, props
+		ev.Name, ev.Properties = m.Event.s, bytes.Clone(props)
 	case cdp.Page, cdp.Screen:
 		if m.Name.bad {
 			return cdp.Event{}, reject(codeInvalidField, "name must be a string")
 		}
-		ev.Name, ev.Properties = m.Name.s, props
+		ev.Name, ev.Properties = m.Name.s, bytes.Clone(props)
 	case cdp.Group:
-		g := strings.TrimSpace(string(m.GroupID))
+		g := strings.TrimSpace(m.GroupID)
 		if g == "" {
 			return cdp.Event{}, reject(codeMissingGroupID, "group needs a groupId")
 		}
 		if len(g) > cdp.MaxIdentityValueLen {
 			return cdp.Event{}, reject(codeInvalidField, "groupId longer than 1024 bytes")
 		}
-		ev.GroupID, ev.Traits = g, traits
+		ev.GroupID, ev.Traits = g, bytes.Clone(traits)
 	case cdp.Alias:
 		if !hasUser {
 			return cdp.Event{}, reject(codeMissingIdentity, "alias needs a userId")
 		}
-		p := strings.TrimSpace(string(m.PreviousID))
+		p := strings.TrimSpace(m.PreviousID)
 		if cdp.IsJunkIdentityValue(p) {
 			return cdp.Event{}, reject(codeMissingPreviousID, "alias needs a previousId")
 		}
@@ -316,32 +369,39 @@ func (m *segmentMessage) times(ev *cdp.Event, batchSentAt, receivedAt time.Time)
 	return nil
 }
 
-// identityTraits are the traits that name the person.
-type identityTraits struct {
-	Email flexString `json:"email"`
-	Phone flexString `json:"phone"`
-}
-
-// segmentContext is the part of context the gateway reads; the whole object
-// is kept as sent.
-type segmentContext struct {
-	IP                lenientString   `json:"ip"`
-	Traits            *identityTraits `json:"traits"`
-	ExternalIDs       []externalID    `json:"externalIds"`
-	Device            *segmentDevice  `json:"device"`
-	Consent           *segmentConsent `json:"consent"`
-	ConsentManagement *rudderConsent  `json:"consentManagement"`
-}
-
-type externalID struct {
-	ID   flexString    `json:"id"`
-	Type lenientString `json:"type"`
-}
-
-type segmentDevice struct {
-	Type          lenientString `json:"type"`
-	ID            flexString    `json:"id"`
-	AdvertisingID flexString    `json:"advertisingId"`
+// addTraitIdentities adds the e-mail and phone of a traits object; field
+// names it in errors.
+func addTraitIdentities(ids *identities, traits []byte, field string) *cdp.Error {
+	if isNull(traits) {
+		return nil
+	}
+	if firstByte(traits) != '{' {
+		return reject(codeInvalidField, field+" must be a JSON object")
+	}
+	var email, phone string
+	var err *cdp.Error
+	eachMember(traits, func(key, v []byte) {
+		var dst *string
+		switch string(keyBytes(key)) {
+		case "email":
+			dst = &email
+		case "phone":
+			dst = &phone
+		default:
+			return
+		}
+		s, ok := flexValue(v)
+		if !ok && err == nil {
+			err = reject(codeInvalidField, field+"."+string(keyBytes(key))+" must be a string or a number")
+		}
+		*dst = s
+	})
+	if err != nil {
+		return err
+	}
+	ids.add(cdp.Email, email)
+	ids.add(cdp.Phone, phone)
+	return nil
 }
 
 // segmentContextInfo is a context read once, so that a batch-level context
@@ -353,37 +413,131 @@ type segmentContextInfo struct {
 	consent []cdp.ConsentSignal
 }
 
-func parseSegmentContext(raw json.RawMessage) (*segmentContextInfo, *cdp.Error) {
-	var c segmentContext
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, typeError(err, "context")
-	}
-	info := &segmentContextInfo{raw: raw, ip: clientIP(c.IP.s)}
-	if c.Traits != nil {
-		info.ids.add(cdp.Email, string(c.Traits.Email))
-		info.ids.add(cdp.Phone, string(c.Traits.Phone))
-	}
-	for _, x := range c.ExternalIDs {
-		if !x.Type.bad && x.Type.s != "" {
-			info.ids.add(cdp.CustomIdentity(x.Type.s), string(x.ID))
+// parseSegmentContext reads the parts of a context the gateway acts on:
+// the client's IP, identities in traits, externalIds and device, and
+// consent. The whole object is kept as sent.
+func parseSegmentContext(raw []byte) (*segmentContextInfo, *cdp.Error) {
+	var ip lenientString
+	var traits, externalIDs, device, consent, consentManagement []byte
+	eachMember(raw, func(key, v []byte) {
+		switch string(keyBytes(key)) {
+		case "ip":
+			ip = lenientValue(v)
+		case "traits":
+			traits = v
+		case "externalIds":
+			externalIDs = v
+		case "device":
+			device = v
+		case "consent":
+			consent = v
+		case "consentManagement":
+			consentManagement = v
 		}
+	})
+	info := &segmentContextInfo{raw: bytes.Clone(raw), ip: clientIP(ip.s)}
+	if err := addTraitIdentities(&info.ids, traits, "context.traits"); err != nil {
+		return nil, err
 	}
-	if dev := c.Device; dev != nil && !dev.Type.bad {
-		switch {
-		case strings.EqualFold(dev.Type.s, "ios"):
-			info.ids.add(cdp.IOSIDFV, string(dev.ID))
-			info.ids.add(cdp.IOSIDFA, string(dev.AdvertisingID))
-		case strings.EqualFold(dev.Type.s, "android"):
-			info.ids.add(cdp.AndroidID, string(dev.ID))
-			info.ids.add(cdp.AndroidAAID, string(dev.AdvertisingID))
-		}
+	if err := addExternalIDs(&info.ids, externalIDs); err != nil {
+		return nil, err
 	}
-	consent, err := segmentConsentSignals(c.Consent, c.ConsentManagement)
+	if err := addDeviceIDs(&info.ids, device); err != nil {
+		return nil, err
+	}
+	signals, err := segmentConsentSignals(consent, consentManagement)
 	if err != nil {
 		return nil, err
 	}
 	// Events that inherit a batch context share its signals; a full slice
 	// makes an append by a later stage copy instead of writing into them.
-	info.consent = slices.Clip(consent)
+	info.consent = slices.Clip(signals)
 	return info, nil
+}
+
+// addExternalIDs reads context.externalIds, [{id, type, collection,
+// encoding}], into custom identities named by type. Entries whose type
+// cdp does not accept are dropped like junk values.
+func addExternalIDs(ids *identities, raw []byte) *cdp.Error {
+	if isNull(raw) {
+		return nil
+	}
+	bad := reject(codeInvalidField, "context.externalIds must be an array of {id, type} objects")
+	if firstByte(raw) != '[' {
+		return bad
+	}
+	var err *cdp.Error
+	eachElement(raw, func(el []byte) {
+		if err != nil || isNull(el) {
+			return
+		}
+		if el[0] != '{' {
+			err = bad
+			return
+		}
+		var id string
+		var typ lenientString
+		eachMember(el, func(key, v []byte) {
+			switch string(keyBytes(key)) {
+			case "id":
+				s, ok := flexValue(v)
+				if !ok {
+					err = reject(codeInvalidField, "context.externalIds.id must be a string or a number")
+				}
+				id = s
+			case "type":
+				typ = lenientValue(v)
+			}
+		})
+		if err == nil && !typ.bad && typ.s != "" {
+			ids.add(cdp.CustomIdentity(typ.s), id)
+		}
+	})
+	return err
+}
+
+// addDeviceIDs reads context.device. Its id is the vendor id on iOS and
+// the Android id on Android; advertisingId is the IDFA or AAID.
+func addDeviceIDs(ids *identities, raw []byte) *cdp.Error {
+	if isNull(raw) {
+		return nil
+	}
+	if firstByte(raw) != '{' {
+		return reject(codeInvalidField, "context.device must be a JSON object")
+	}
+	var typ lenientString
+	var id, adID string
+	var err *cdp.Error
+	eachMember(raw, func(key, v []byte) {
+		var dst *string
+		switch name := string(keyBytes(key)); name {
+		case "type":
+			typ = lenientValue(v)
+			return
+		case "id":
+			dst = &id
+		case "advertisingId":
+			dst = &adID
+		default:
+			return
+		}
+		s, ok := flexValue(v)
+		if !ok && err == nil {
+			err = reject(codeInvalidField, "context.device."+string(keyBytes(key))+" must be a string or a number")
+		}
+		*dst = s
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case typ.bad:
+	case strings.EqualFold(typ.s, "ios"):
+		ids.add(cdp.IOSIDFV, id)
+		ids.add(cdp.IOSIDFA, adID)
+	case strings.EqualFold(typ.s, "android"):
+		ids.add(cdp.AndroidID, id)
+		ids.add(cdp.AndroidAAID, adID)
+	}
+	return nil
 }

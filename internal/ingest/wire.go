@@ -28,17 +28,26 @@ var stringType = reflect.TypeFor[string]()
 type flexString string
 
 func (f *flexString) UnmarshalJSON(b []byte) error {
-	switch b[0] {
-	case 'n':
-		*f = ""
-	case '"':
-		*f = flexString(unquote(b))
-	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		*f = flexString(numberText(b))
-	default:
+	s, ok := flexValue(b)
+	if !ok {
 		return &json.UnmarshalTypeError{Value: jsonKind(b[0]), Type: stringType}
 	}
+	*f = flexString(s)
 	return nil
+}
+
+// flexValue reads a valid raw JSON value as a flexString; ok is false for
+// types other than string, number and null.
+func flexValue(b []byte) (s string, ok bool) {
+	switch b[0] {
+	case 'n':
+		return "", true
+	case '"':
+		return unquote(b), true
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return numberText(b), true
+	}
+	return "", false
 }
 
 // numberText renders a JSON number as plain decimal text, so that 1e3 and
@@ -61,15 +70,18 @@ type lenientString struct {
 }
 
 func (l *lenientString) UnmarshalJSON(b []byte) error {
+	*l = lenientValue(b)
+	return nil
+}
+
+func lenientValue(b []byte) lenientString {
 	switch b[0] {
 	case 'n':
-		*l = lenientString{}
+		return lenientString{}
 	case '"':
-		*l = lenientString{s: unquote(b)}
-	default:
-		*l = lenientString{bad: true}
+		return lenientString{s: unquote(b)}
 	}
-	return nil
+	return lenientString{bad: true}
 }
 
 // unquote decodes a JSON string literal that the decoder has already
@@ -129,30 +141,32 @@ type wireTime struct {
 }
 
 func (w *wireTime) UnmarshalJSON(b []byte) error {
-	*w = wireTime{}
+	*w = timeValue(b)
+	return nil
+}
+
+func timeValue(b []byte) wireTime {
 	switch b[0] {
 	case 'n':
-		return nil
+		return wireTime{}
 	case '"':
 	default:
-		w.bad = true
-		return nil
+		return wireTime{bad: true}
 	}
 	s := unquote(b)
 	if s == "" {
-		return nil
+		return wireTime{}
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	switch {
 	case err != nil:
-		w.bad = true
+		return wireTime{bad: true}
 	case t.IsZero():
+		return wireTime{}
 	case !representable(t):
-		w.bad = true
-	default:
-		w.t = t.UTC()
+		return wireTime{bad: true}
 	}
-	return nil
+	return wireTime{t: t.UTC()}
 }
 
 // msTime is a Unix time in milliseconds, mParticle's timestamp form. Zero
@@ -232,29 +246,23 @@ func objectField(raw json.RawMessage, field string) (json.RawMessage, *cdp.Error
 
 // members calls fn for each member of the JSON object raw, in document
 // order, so that signals and identities come out in the order they were
-// sent. raw must be valid JSON; a non-object is reported as errNotObject.
+// sent. Values alias raw. Anything but a valid object is errNotObject; the
+// first error of fn stops the walk and is returned.
 func members(raw []byte, fn func(key string, value json.RawMessage) error) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	tok, err := dec.Token()
+	if firstByte(raw) != '{' {
+		return errNotObject
+	}
+	var err error
+	ok := eachMember(raw, func(k, v []byte) {
+		if err == nil {
+			err = fn(string(keyBytes(k)), v)
+		}
+	})
 	if err != nil {
 		return err
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	if !ok {
 		return errNotObject
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		key, _ := tok.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return err
-		}
-		if err := fn(key, v); err != nil {
-			return err
-		}
 	}
 	return nil
 }

@@ -46,6 +46,9 @@ type dialect interface {
 	// lockUpdate is the row-locking clause of a SELECT; SQLite has none
 	// and needs none, as it runs one writer at a time.
 	lockUpdate() string
+	// rebind turns a statement written with $1..$N into the dialect's
+	// placeholders, reordering args if it must.
+	rebind(query string, args []any) (string, []any)
 }
 
 // Open opens the database. It does not migrate; call Migrate.
@@ -130,13 +133,51 @@ func (db *DB) Migrate(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
+// querier runs statements: the write pool, the read pool or a transaction,
+// with the dialect's placeholders.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// conn is a querier that rewrites the stores' $N placeholders for the
+// dialect before running a statement.
+type conn struct {
+	q interface {
+		QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	}
+	d dialect
+}
+
+func (c conn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	query, args = c.d.rebind(query, args)
+	return c.q.QueryRowContext(ctx, query, args...)
+}
+
+func (c conn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	query, args = c.d.rebind(query, args)
+	return c.q.QueryContext(ctx, query, args...)
+}
+
+func (c conn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	query, args = c.d.rebind(query, args)
+	return c.q.ExecContext(ctx, query, args...)
+}
+
+// wr runs statements on the write pool, rd on the read pool.
+func (db *DB) wr() querier { return conn{q: db.w, d: db.dialect} }
+func (db *DB) rd() querier { return conn{q: db.r, d: db.dialect} }
+
 // tx runs fn in a write transaction, committing if it returns nil.
-func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+func (db *DB) tx(ctx context.Context, fn func(querier) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return db.dialect.translate(err)
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(conn{q: tx, d: db.dialect}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -46,7 +45,7 @@ func placeholders(from, n int) string {
 // claimMessageIDs records the message ids of events and returns the
 // indexes of the events whose id was not recorded before, in order. Of two
 // copies of a message in one batch (a client retry), the first counts.
-func claimMessageIDs(ctx context.Context, tx *sql.Tx, d dialect, events []cdp.Event) ([]int, error) {
+func claimMessageIDs(ctx context.Context, tx querier, d dialect, events []cdp.Event) ([]int, error) {
 	fresh := make([]int, 0, len(events))
 	hashes := make([][]byte, len(events))
 	seen := make(map[dedupKey]bool, len(events))
@@ -104,7 +103,7 @@ func claimMessageIDs(ctx context.Context, tx *sql.Tx, d dialect, events []cdp.Ev
 // PruneMessageIDs forgets message ids received before cutoff; a message
 // resent after that is applied again. It returns how many it forgot.
 func (s *Events) PruneMessageIDs(ctx context.Context, cutoff time.Time) (int64, error) {
-	res, err := s.db.w.ExecContext(ctx, `DELETE FROM message_ids WHERE received_at < $1`, micros(cutoff))
+	res, err := s.db.wr().ExecContext(ctx, `DELETE FROM message_ids WHERE received_at < $1`, micros(cutoff))
 	if err != nil {
 		return 0, s.db.dialect.translate(err)
 	}

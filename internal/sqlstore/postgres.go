@@ -19,6 +19,8 @@ func (postgresDialect) name() string                { return "postgres" }
 func (postgresDialect) gooseDialect() goose.Dialect { return goose.DialectPostgres }
 func (postgresDialect) lockUpdate() string          { return " FOR UPDATE" }
 
+func (postgresDialect) rebind(q string, args []any) (string, []any) { return q, args }
+
 // translate maps SQLSTATE codes to error kinds.
 func (postgresDialect) translate(err error) error {
 	var pe *pgconn.PgError

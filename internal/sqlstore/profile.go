@@ -69,7 +69,7 @@ func (s *Profiles) Apply(ctx context.Context, events []cdp.Event) (cdp.ApplyResu
 	var err error
 	for attempt := range 20 {
 		res = cdp.ApplyResult{}
-		err = s.db.tx(ctx, func(tx *sql.Tx) error {
+		err = s.db.tx(ctx, func(tx querier) error {
 			a := &applier{s: s, tx: tx, res: &res, owners: map[string]cdp.ProfileID{},
 				active: map[cdp.ProfileID]bool{}, touched: map[cdp.ProfileID]*touch{}}
 			return a.run(ctx, events)
@@ -93,7 +93,7 @@ func retryable(err error) bool {
 // applier is one Apply transaction.
 type applier struct {
 	s   *Profiles
-	tx  *sql.Tx
+	tx  querier
 	res *cdp.ApplyResult
 
 	owners  map[string]cdp.ProfileID // blind index -> profile, as seen in this transaction
@@ -499,13 +499,6 @@ func (a *applier) dataKey(ctx context.Context, keys *vault.Keys, p cdp.ProfileID
 		return dk, nil
 	}
 	return a.s.openKey(ctx, a.tx, keys, p)
-}
-
-// querier is what both *sql.Tx and *sql.DB offer.
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 // openKey unwraps a profile's data key from the database and caches it.

@@ -21,7 +21,7 @@ func (s *Profiles) RewrapKeys(ctx context.Context, ws cdp.WorkspaceID) (int, err
 	}
 	done, after := 0, ""
 	for {
-		rows, err := s.db.r.QueryContext(ctx,
+		rows, err := s.db.rd().QueryContext(ctx,
 			`SELECT id, data_key FROM profiles WHERE workspace_id = $1 AND data_key IS NOT NULL AND id > $2 ORDER BY id LIMIT 500`, ws, after)
 		if err != nil {
 			return done, s.db.dialect.translate(err)
@@ -47,7 +47,7 @@ func (s *Profiles) RewrapKeys(ctx context.Context, ws cdp.WorkspaceID) (int, err
 			if err != nil {
 				return done, err
 			}
-			res, err := s.db.w.ExecContext(ctx, `UPDATE profiles SET data_key = $1 WHERE id = $2 AND data_key = $3`, nw, r.id, r.wrapped)
+			res, err := s.db.wr().ExecContext(ctx, `UPDATE profiles SET data_key = $1 WHERE id = $2 AND data_key = $3`, nw, r.id, r.wrapped)
 			if err != nil {
 				return done, s.db.dialect.translate(err)
 			}
@@ -64,7 +64,7 @@ func (s *Profiles) RewrapKeys(ctx context.Context, ws cdp.WorkspaceID) (int, err
 // deliveries) can no longer be decrypted by anyone. Rows are left for the
 // caller to delete. NotFound if the workspace has no such live profile.
 func (s *Profiles) DestroyKey(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID) error {
-	res, err := s.db.w.ExecContext(ctx, `UPDATE profiles SET data_key = NULL WHERE id = $1 AND workspace_id = $2 AND data_key IS NOT NULL`, id, ws)
+	res, err := s.db.wr().ExecContext(ctx, `UPDATE profiles SET data_key = NULL WHERE id = $1 AND workspace_id = $2 AND data_key IS NOT NULL`, id, ws)
 	if err != nil {
 		return s.db.dialect.translate(err)
 	}

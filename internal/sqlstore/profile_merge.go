@@ -286,7 +286,7 @@ func (s *Profiles) Split(ctx context.Context, ws cdp.WorkspaceID, id cdp.MergeID
 	if err != nil {
 		return out, err
 	}
-	err = s.db.tx(ctx, func(tx *sql.Tx) error {
+	err = s.db.tx(ctx, func(tx querier) error {
 		var (
 			moved    []byte
 			undone   sql.NullInt64
@@ -415,7 +415,7 @@ func (s *Profiles) liveProfile(ctx context.Context, q querier, ws cdp.WorkspaceI
 
 // recompute rebuilds a profile's traits, groups and event count from its
 // timeline, applying the same last-write-wins rules as the processor.
-func (s *Profiles) recompute(ctx context.Context, tx *sql.Tx, keys *vault.Keys, p cdp.ProfileID, dk *vault.DataKey) error {
+func (s *Profiles) recompute(ctx context.Context, tx querier, keys *vault.Keys, p cdp.ProfileID, dk *vault.DataKey) error {
 	rows, err := tx.QueryContext(ctx, `SELECT source_id, message_id, payload FROM events WHERE profile_id = $1`, p)
 	if err != nil {
 		return s.db.dialect.translate(err)

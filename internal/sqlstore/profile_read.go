@@ -20,7 +20,7 @@ func (s *Profiles) Find(ctx context.Context, ws cdp.WorkspaceID, id cdp.Identity
 		return "", err
 	}
 	var p string
-	err = s.db.r.QueryRowContext(ctx, `SELECT profile_id FROM identities WHERE workspace_id = $1 AND blind = $2`,
+	err = s.db.rd().QueryRowContext(ctx, `SELECT profile_id FROM identities WHERE workspace_id = $1 AND blind = $2`,
 		ws, keys.BlindIndex(id)).Scan(&p)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", cdp.Errorf(cdp.NotFound, "no profile has that identity")
@@ -37,7 +37,7 @@ func (s *Profiles) Get(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID
 		merged           sql.NullString
 		created, updated int64
 	)
-	err := s.db.r.QueryRowContext(ctx,
+	err := s.db.rd().QueryRowContext(ctx,
 		`SELECT created_at, updated_at, merged_into, event_count FROM profiles WHERE id = $1 AND workspace_id = $2`, id, ws).
 		Scan(&created, &updated, &merged, &p.EventCount)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -76,11 +76,11 @@ func (s *Profiles) key(ctx context.Context, keys *vault.Keys, p cdp.ProfileID) (
 	if dk, ok := s.keys.get(p); ok {
 		return dk, nil
 	}
-	return s.openKey(ctx, s.db.r, keys, p)
+	return s.openKey(ctx, s.db.rd(), keys, p)
 }
 
 func (s *Profiles) identities(ctx context.Context, p cdp.ProfileID, dk *vault.DataKey) ([]cdp.ProfileIdentity, error) {
-	rows, err := s.db.r.QueryContext(ctx, `SELECT blind, type, value, first_seen FROM identities WHERE profile_id = $1 ORDER BY type, first_seen`, p)
+	rows, err := s.db.rd().QueryContext(ctx, `SELECT blind, type, value, first_seen FROM identities WHERE profile_id = $1 ORDER BY type, first_seen`, p)
 	if err != nil {
 		return nil, s.db.dialect.translate(err)
 	}
@@ -105,7 +105,7 @@ func (s *Profiles) identities(ctx context.Context, p cdp.ProfileID, dk *vault.Da
 }
 
 func (s *Profiles) traits(ctx context.Context, p cdp.ProfileID, dk *vault.DataKey) ([]cdp.Trait, error) {
-	rows, err := s.db.r.QueryContext(ctx, `SELECT name, value, updated_at FROM traits WHERE profile_id = $1 AND value IS NOT NULL ORDER BY name`, p)
+	rows, err := s.db.rd().QueryContext(ctx, `SELECT name, value, updated_at FROM traits WHERE profile_id = $1 AND value IS NOT NULL ORDER BY name`, p)
 	if err != nil {
 		return nil, s.db.dialect.translate(err)
 	}
@@ -130,7 +130,7 @@ func (s *Profiles) traits(ctx context.Context, p cdp.ProfileID, dk *vault.DataKe
 }
 
 func (s *Profiles) groups(ctx context.Context, p cdp.ProfileID, dk *vault.DataKey) ([]cdp.GroupMembership, error) {
-	rows, err := s.db.r.QueryContext(ctx, `SELECT group_key, group_id, traits, updated_at FROM profile_groups WHERE profile_id = $1 ORDER BY updated_at`, p)
+	rows, err := s.db.rd().QueryContext(ctx, `SELECT group_key, group_id, traits, updated_at FROM profile_groups WHERE profile_id = $1 ORDER BY updated_at`, p)
 	if err != nil {
 		return nil, s.db.dialect.translate(err)
 	}
@@ -169,7 +169,7 @@ func (s *Profiles) Timeline(ctx context.Context, ws cdp.WorkspaceID, id cdp.Prof
 		return nil, err
 	}
 	var merged sql.NullString
-	if err := s.db.r.QueryRowContext(ctx, `SELECT merged_into FROM profiles WHERE id = $1 AND workspace_id = $2`, id, ws).Scan(&merged); err != nil || merged.Valid {
+	if err := s.db.rd().QueryRowContext(ctx, `SELECT merged_into FROM profiles WHERE id = $1 AND workspace_id = $2`, id, ws).Scan(&merged); err != nil || merged.Valid {
 		if err == nil || errors.Is(err, sql.ErrNoRows) {
 			return nil, cdp.Errorf(cdp.NotFound, "profile not found")
 		}
@@ -218,7 +218,7 @@ func (s *Profiles) AllEvents(ctx context.Context, ws cdp.WorkspaceID, before int
 }
 
 func (s *Profiles) readEvents(ctx context.Context, keys *vault.Keys, q string, args ...any) ([]cdp.StoredEvent, error) {
-	rows, err := s.db.r.QueryContext(ctx, q, args...)
+	rows, err := s.db.rd().QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, s.db.dialect.translate(err)
 	}
@@ -262,7 +262,7 @@ func (s *Profiles) readEvents(ctx context.Context, keys *vault.Keys, q string, a
 // Merges returns the merge log entries that involve a profile, newest
 // first.
 func (s *Profiles) Merges(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID) ([]cdp.Merge, error) {
-	rows, err := s.db.r.QueryContext(ctx,
+	rows, err := s.db.rd().QueryContext(ctx,
 		`SELECT id, survivor_id, merged_id, rule, message_id, source_id, created_at, undone_at FROM merges
 		 WHERE workspace_id = $1 AND (survivor_id = $2 OR merged_id = $2) ORDER BY created_at DESC, id`, ws, id)
 	if err != nil {
@@ -291,6 +291,6 @@ func (s *Profiles) Merges(ctx context.Context, ws cdp.WorkspaceID, id cdp.Profil
 // EventCount is the number of events stored for a workspace.
 func (s *Profiles) EventCount(ctx context.Context, ws cdp.WorkspaceID) (int64, error) {
 	var n int64
-	err := s.db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE workspace_id = $1`, ws).Scan(&n)
+	err := s.db.rd().QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE workspace_id = $1`, ws).Scan(&n)
 	return n, s.db.dialect.translate(err)
 }

@@ -65,7 +65,7 @@ func (s *IdentityRules) Get(ctx context.Context, ws cdp.WorkspaceID) (identity.R
 		return c.rules, nil
 	}
 	var raw string
-	err := s.db.r.QueryRowContext(ctx, `SELECT rules FROM identity_rules WHERE workspace_id = $1`, ws).Scan(&raw)
+	err := s.db.rd().QueryRowContext(ctx, `SELECT rules FROM identity_rules WHERE workspace_id = $1`, ws).Scan(&raw)
 	rules := identity.DefaultRules()
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -93,7 +93,7 @@ func (s *IdentityRules) Set(ctx context.Context, ws cdp.WorkspaceID, r identity.
 	if err != nil {
 		return err
 	}
-	_, err = s.db.w.ExecContext(ctx,
+	_, err = s.db.wr().ExecContext(ctx,
 		`INSERT INTO identity_rules (workspace_id, rules, updated_at) VALUES ($1, $2, $3)
 		 ON CONFLICT (workspace_id) DO UPDATE SET rules = excluded.rules, updated_at = excluded.updated_at`,
 		ws, string(b), micros(time.Now()))

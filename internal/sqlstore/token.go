@@ -14,7 +14,7 @@ type Tokens struct{ db *DB }
 // Tokens returns the API token store.
 func (db *DB) Tokens() *Tokens { return &Tokens{db: db} }
 
-func insertToken(ctx context.Context, tx *sql.Tx, t cdp.APIToken, hash []byte) error {
+func insertToken(ctx context.Context, tx querier, t cdp.APIToken, hash []byte) error {
 	_, err := tx.ExecContext(ctx,
 		`INSERT INTO api_tokens (id, workspace_id, name, role, token_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		t.ID, t.WorkspaceID, t.Name, string(t.Role), hash, micros(t.CreatedAt))
@@ -23,7 +23,7 @@ func insertToken(ctx context.Context, tx *sql.Tx, t cdp.APIToken, hash []byte) e
 
 // Create adds a token with the given hash.
 func (s *Tokens) Create(ctx context.Context, t cdp.APIToken, hash []byte) error {
-	return s.db.tx(ctx, func(tx *sql.Tx) error {
+	return s.db.tx(ctx, func(tx querier) error {
 		return s.db.dialect.translate(insertToken(ctx, tx, t, hash))
 	})
 }
@@ -36,7 +36,7 @@ func (s *Tokens) ByHash(ctx context.Context, h []byte) (cdp.APIToken, error) {
 		role    string
 		created int64
 	)
-	err := s.db.r.QueryRowContext(ctx,
+	err := s.db.rd().QueryRowContext(ctx,
 		`SELECT id, workspace_id, name, role, created_at FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL`, h).
 		Scan(&t.ID, &t.WorkspaceID, &t.Name, &role, &created)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -30,7 +30,7 @@ type Bootstrap struct {
 // exactly one bootstrap.
 func (s *Workspaces) Bootstrap(ctx context.Context, b Bootstrap) (bool, error) {
 	created := false
-	err := s.db.tx(ctx, func(tx *sql.Tx) error {
+	err := s.db.tx(ctx, func(tx querier) error {
 		res, err := tx.ExecContext(ctx,
 			`INSERT INTO bootstrap (id, created_at) VALUES (1, $1) ON CONFLICT (id) DO NOTHING`,
 			micros(b.Workspace.CreatedAt))
@@ -55,7 +55,7 @@ func (s *Workspaces) Bootstrap(ctx context.Context, b Bootstrap) (bool, error) {
 	return created, err
 }
 
-func insertWorkspace(ctx context.Context, tx *sql.Tx, w cdp.Workspace) error {
+func insertWorkspace(ctx context.Context, tx querier, w cdp.Workspace) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)`,
 		w.ID, w.Name, micros(w.CreatedAt))
 	return err
@@ -67,7 +67,7 @@ func (s *Workspaces) Get(ctx context.Context, id cdp.WorkspaceID) (cdp.Workspace
 		w       cdp.Workspace
 		created int64
 	)
-	err := s.db.r.QueryRowContext(ctx, `SELECT id, name, created_at FROM workspaces WHERE id = $1`, id).
+	err := s.db.rd().QueryRowContext(ctx, `SELECT id, name, created_at FROM workspaces WHERE id = $1`, id).
 		Scan(&w.ID, &w.Name, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return cdp.Workspace{}, cdp.Errorf(cdp.NotFound, "workspace not found")
@@ -81,7 +81,7 @@ func (s *Workspaces) Get(ctx context.Context, id cdp.WorkspaceID) (cdp.Workspace
 
 // List returns every workspace, oldest first.
 func (s *Workspaces) List(ctx context.Context) ([]cdp.Workspace, error) {
-	rows, err := s.db.r.QueryContext(ctx, `SELECT id, name, created_at FROM workspaces ORDER BY created_at, id`)
+	rows, err := s.db.rd().QueryContext(ctx, `SELECT id, name, created_at FROM workspaces ORDER BY created_at, id`)
 	if err != nil {
 		return nil, s.db.dialect.translate(err)
 	}

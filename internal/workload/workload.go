@@ -18,7 +18,7 @@ import (
 type Config struct {
 	People   int     // distinct people (default 100,000)
 	Events   int     // events in all (default 1,000,000)
-	Journeys float64 // share of people who come back anonymously and then log in (default 0.2)
+	Journeys float64 // share of people on anonymous-then-identified journeys (default 0.2)
 	ZipfS    float64 // Zipf exponent of traffic per person, > 1 (default 1.1)
 	Seed     uint64
 	Start    time.Time
@@ -58,11 +58,13 @@ type Generator struct {
 	zipf *rand.Zipf
 	n    int
 	// per person: the anonymous id of the current visit, whether they are
-	// in an anonymous visit that will end in a login, and events left in it.
+	// in an anonymous visit that will end in a login, events left in it,
+	// whether they were seen, and whether they came back on a new device.
 	anon     []uint32
 	inVisit  []bool
 	visitLen []uint8
 	seen     []bool
+	returned []bool
 }
 
 // New returns a generator for cfg.
@@ -77,6 +79,7 @@ func New(cfg Config) *Generator {
 		inVisit:  make([]bool, cfg.People),
 		visitLen: make([]uint8, cfg.People),
 		seen:     make([]bool, cfg.People),
+		returned: make([]bool, cfg.People),
 	}
 }
 
@@ -102,6 +105,18 @@ func (g *Generator) Next() (cdp.Event, bool) {
 	user := cdp.Identity{Type: cdp.UserID, Value: "user-" + strconv.Itoa(p)}
 	anon := cdp.Identity{Type: cdp.AnonymousID, Value: fmt.Sprintf("anon-%d-%d", p, g.anon[p])}
 
+	journey := float64((uint64(p)*0x9e3779b97f4a7c15)>>11)/float64(1<<53) < g.cfg.Journeys
+	if journey && !g.seen[p] && !g.inVisit[p] {
+		// A journey starts anonymous: a few events before the first login.
+		g.inVisit[p], g.visitLen[p], g.seen[p] = true, uint8(1+g.rng.IntN(4)), true
+	} else if journey && g.seen[p] && !g.inVisit[p] && !g.returned[p] && g.rng.IntN(10) == 0 {
+		// Later they come back once on a new device, anonymous again; the
+		// login merges that device's profile into theirs.
+		g.returned[p] = true
+		g.anon[p]++
+		g.inVisit[p], g.visitLen[p] = true, uint8(1+g.rng.IntN(4))
+		anon.Value = fmt.Sprintf("anon-%d-%d", p, g.anon[p])
+	}
 	switch {
 	case g.inVisit[p] && g.visitLen[p] > 0:
 		// An anonymous visit: only the visit's anonymous id.
@@ -114,13 +129,6 @@ func (g *Generator) Next() (cdp.Event, bool) {
 		ev.Type = cdp.Identify
 		ev.Identities = []cdp.Identity{user, anon}
 		ev.Traits = json.RawMessage(fmt.Sprintf(`{"email":"user-%d@example.com","plan":%q,"logins":%d}`, p, []string{"free", "pro", "team"}[g.rng.IntN(3)], g.rng.IntN(100)))
-	case g.seen[p] && g.rng.Float64() < g.cfg.Journeys/4:
-		// Comes back on a new device: an anonymous visit starts.
-		g.anon[p]++
-		g.inVisit[p] = true
-		g.visitLen[p] = uint8(1 + g.rng.IntN(4))
-		anon.Value = fmt.Sprintf("anon-%d-%d", p, g.anon[p])
-		g.fill(&ev, []cdp.Identity{anon}, p)
 	default:
 		g.seen[p] = true
 		g.fill(&ev, []cdp.Identity{user, anon}, p)

@@ -1,0 +1,287 @@
+package ingest
+
+// The Segment path reads every message through this scanner instead of
+// encoding/json: encoding/json validates a whole input before decoding it
+// and then decodes it byte by byte through a state machine, so a message
+// with a nested context cost four passes. The scanner validates and splits
+// a value in one pass and hands out the raw bytes of each member, which the
+// decoder keeps (copied) or reads as the few scalars it needs. Its idea of
+// valid JSON is that of encoding/json (a fuzz test holds them equal).
+
+// maxJSONDepth is encoding/json's nesting limit, kept so that both decoders
+// refuse the same inputs.
+const maxJSONDepth = 10000
+
+type jsonScanner struct {
+	data []byte
+	i    int
+}
+
+// validJSON reports whether data is one JSON value with optional
+// surrounding white space.
+func validJSON(data []byte) bool {
+	s := jsonScanner{data: data}
+	if !s.value(0) {
+		return false
+	}
+	s.space()
+	return s.i == len(data)
+}
+
+// eachMember validates the JSON object obj and calls fn with the raw key
+// (quotes included) and raw value of each member, in document order. It
+// reports false when obj is not a valid JSON object.
+func eachMember(obj []byte, fn func(key, value []byte)) bool {
+	s := jsonScanner{data: obj}
+	s.space()
+	if s.i >= len(obj) || obj[s.i] != '{' || !s.object(1, fn) {
+		return false
+	}
+	s.space()
+	return s.i == len(obj)
+}
+
+// eachElement is eachMember for the elements of a JSON array.
+func eachElement(arr []byte, fn func(value []byte)) bool {
+	s := jsonScanner{data: arr}
+	s.space()
+	if s.i >= len(arr) || arr[s.i] != '[' || !s.array(1, fn) {
+		return false
+	}
+	s.space()
+	return s.i == len(arr)
+}
+
+// keyBytes returns the name of a raw key from eachMember. Keys with escapes
+// are unescaped, so "user\u0049d" is userId as encoding/json would read it;
+// others are returned without a copy. Callers switch on string(keyBytes(k)),
+// which the compiler does without allocating.
+func keyBytes(raw []byte) []byte {
+	inner := raw[1 : len(raw)-1]
+	for _, c := range inner {
+		if c == '\\' {
+			return []byte(unquote(raw))
+		}
+	}
+	return inner
+}
+
+func (s *jsonScanner) space() {
+	for s.i < len(s.data) {
+		switch s.data[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+func (s *jsonScanner) value(depth int) bool {
+	s.space()
+	if s.i >= len(s.data) {
+		return false
+	}
+	switch c := s.data[s.i]; {
+	case c == '{':
+		return s.object(depth+1, nil)
+	case c == '[':
+		return s.array(depth+1, nil)
+	case c == '"':
+		return s.str()
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	case c == '-' || c >= '0' && c <= '9':
+		return s.number()
+	}
+	return false
+}
+
+// object scans the object at s.i; fn, when not nil, sees each member.
+func (s *jsonScanner) object(depth int, fn func(key, value []byte)) bool {
+	if depth > maxJSONDepth {
+		return false
+	}
+	s.i++ // '{'
+	s.space()
+	if s.i < len(s.data) && s.data[s.i] == '}' {
+		s.i++
+		return true
+	}
+	for {
+		s.space()
+		if s.i >= len(s.data) || s.data[s.i] != '"' {
+			return false
+		}
+		keyStart := s.i
+		if !s.str() {
+			return false
+		}
+		key := s.data[keyStart:s.i]
+		s.space()
+		if s.i >= len(s.data) || s.data[s.i] != ':' {
+			return false
+		}
+		s.i++
+		s.space()
+		valueStart := s.i
+		if !s.value(depth) {
+			return false
+		}
+		if fn != nil {
+			fn(key, s.data[valueStart:s.i])
+		}
+		s.space()
+		if s.i >= len(s.data) {
+			return false
+		}
+		switch s.data[s.i] {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// array scans the array at s.i; fn, when not nil, sees each element.
+func (s *jsonScanner) array(depth int, fn func(value []byte)) bool {
+	if depth > maxJSONDepth {
+		return false
+	}
+	s.i++ // '['
+	s.space()
+	if s.i < len(s.data) && s.data[s.i] == ']' {
+		s.i++
+		return true
+	}
+	for {
+		s.space()
+		start := s.i
+		if !s.value(depth) {
+			return false
+		}
+		if fn != nil {
+			fn(s.data[start:s.i])
+		}
+		s.space()
+		if s.i >= len(s.data) {
+			return false
+		}
+		switch s.data[s.i] {
+		case ',':
+			s.i++
+		case ']':
+			s.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// plainInString marks the bytes a string may hold without a closer look:
+// all but the quote, the backslash and control characters.
+var plainInString = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+func (s *jsonScanner) str() bool {
+	d := s.data
+	i := s.i + 1 // '"'
+	for i < len(d) {
+		for i < len(d) && plainInString[d[i]] {
+			i++
+		}
+		if i >= len(d) {
+			return false
+		}
+		c := d[i]
+		switch {
+		case c == '"':
+			s.i = i + 1
+			return true
+		case c == '\\':
+			i++
+			if i >= len(d) {
+				return false
+			}
+			switch d[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i++
+			case 'u':
+				if i+5 > len(d) {
+					return false
+				}
+				for _, h := range d[i+1 : i+5] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return false
+					}
+				}
+				i += 5
+			default:
+				return false
+			}
+		case c < 0x20:
+			return false
+		default:
+			i++
+		}
+	}
+	return false
+}
+
+func (s *jsonScanner) literal(word string) bool {
+	if len(s.data)-s.i < len(word) || string(s.data[s.i:s.i+len(word)]) != word {
+		return false
+	}
+	s.i += len(word)
+	return true
+}
+
+func (s *jsonScanner) number() bool {
+	d, i := s.data, s.i
+	digits := func() bool {
+		start := i
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+		return i > start
+	}
+	if d[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(d) && d[i] == '0':
+		i++
+	case !digits():
+		return false
+	}
+	if i < len(d) && d[i] == '.' {
+		i++
+		if !digits() {
+			return false
+		}
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return false
+		}
+	}
+	s.i = i
+	return true
+}
