@@ -104,3 +104,24 @@ func TestHistogramBuckets(t *testing.T) {
 		}
 	}
 }
+
+func TestVisibleQuantile(t *testing.T) {
+	before := serverStats{ok: true, count: 10, buckets: map[float64]float64{0.01: 10, 0.1: 10, 1: 10, math.Inf(1): 10}}
+	after := serverStats{ok: true, count: 110, buckets: map[float64]float64{0.01: 60, 0.1: 100, 1: 110, math.Inf(1): 110}}
+	tests := []struct {
+		q        float64
+		min, max time.Duration
+	}{
+		{0.5, 9 * time.Millisecond, 10 * time.Millisecond},      // 50 of 100 new ones are at or under 10ms
+		{0.99, 900 * time.Millisecond, 1000 * time.Millisecond}, // the last 10 are in (0.1s, 1s]
+	}
+	for _, tt := range tests {
+		got, n := visibleQuantile(before, after, tt.q)
+		if n != 100 || got < tt.min || got > tt.max {
+			t.Errorf("q%.2f = %v over %v, want %v..%v over 100", tt.q, got, n, tt.min, tt.max)
+		}
+	}
+	if got, n := visibleQuantile(before, serverStats{}, 0.5); got != 0 || n != 0 {
+		t.Errorf("no metrics: got %v over %v, want 0", got, n)
+	}
+}

@@ -104,6 +104,14 @@ type Report struct {
 	// ack-to-stored lag of the tail. When some were never found it is the
 	// time spent looking.
 	VerifySeconds float64
+
+	// From the server's /metrics, over this run: the delay from the
+	// gateway receiving an event to its being stored and visible in its
+	// profile (estimated from histogram buckets), how many events that
+	// covers, and the server's resident memory at the end.
+	VisibleP50, VisibleP99 time.Duration
+	VisibleSamples         float64
+	ServerRSSBytes         float64
 }
 
 // run is the state shared by the workers of one Run; it is read-only
@@ -148,6 +156,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	r := newRun(cfg, runID, seed)
 	defer r.client.CloseIdleConnections()
 
+	statsBefore := scrapeStats(ctx, r.client, cfg.URL)
 	workers, windowEnd := r.send(ctx)
 	lastAck := r.summarise(&rep, workers, windowEnd)
 
@@ -176,6 +185,10 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	rep.VerifySkipped = false
 	rep.Verified, rep.Missing, rep.Duplicates = res.verified, rep.Acked-res.verified, res.duplicates
 	rep.VerifySeconds = res.seconds
+	statsAfter := scrapeStats(ctx, r.client, cfg.URL)
+	rep.VisibleP50, rep.VisibleSamples = visibleQuantile(statsBefore, statsAfter, 0.5)
+	rep.VisibleP99, _ = visibleQuantile(statsBefore, statsAfter, 0.99)
+	rep.ServerRSSBytes = statsAfter.rss
 	return rep, nil
 }
 

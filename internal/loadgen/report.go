@@ -40,6 +40,12 @@ func (r Report) String() string {
 	default:
 		fmt.Fprintf(&b, "verified     FAILED: %d of %d acknowledged stored, %d missing, %d duplicate copies (after %.2fs)\n", r.Verified, r.Acked, r.Missing, r.Duplicates, r.VerifySeconds)
 	}
+	if r.VisibleSamples > 0 {
+		fmt.Fprintf(&b, "visible      gateway to profile store: p50 %s  p99 %s over %.0f events (server histogram)\n", fmtLatency(r.VisibleP50), fmtLatency(r.VisibleP99), r.VisibleSamples)
+	}
+	if r.ServerRSSBytes > 0 {
+		fmt.Fprintf(&b, "server rss   %.0f MiB at the end\n", r.ServerRSSBytes/(1<<20))
+	}
 	return b.String()
 }
 

@@ -66,12 +66,20 @@ func (s *Profiles) Apply(ctx context.Context, events []cdp.Event) (cdp.ApplyResu
 			}
 		}
 	}
+	// Encode outside the transaction: on SQLite it holds the one writer.
+	payloads := make([][]byte, len(events))
+	for i := range events {
+		var err error
+		if payloads[i], err = eventcodec.Append(nil, &events[i]); err != nil {
+			return res, err
+		}
+	}
 	var err error
 	for attempt := range 20 {
 		res = cdp.ApplyResult{}
 		err = s.db.tx(ctx, func(tx querier) error {
 			a := &applier{s: s, tx: tx, res: &res, owners: map[string]cdp.ProfileID{},
-				active: map[cdp.ProfileID]bool{}, touched: map[cdp.ProfileID]*touch{}}
+				active: map[cdp.ProfileID]bool{}, touched: map[cdp.ProfileID]*touch{}, payloads: payloads}
 			return a.run(ctx, events)
 		})
 		if err == nil || !retryable(err) || ctx.Err() != nil {
@@ -100,6 +108,8 @@ type applier struct {
 	active  map[cdp.ProfileID]bool   // profiles checked live (and locked) in this transaction
 	pending []pendingEvent
 	touched map[cdp.ProfileID]*touch
+
+	payloads [][]byte // the batch's events, encoded
 }
 
 type pendingEvent struct {
@@ -126,7 +136,7 @@ func (a *applier) run(ctx context.Context, events []cdp.Event) error {
 		return err
 	}
 	for _, i := range fresh {
-		if err := a.apply(ctx, &events[i]); err != nil {
+		if err := a.apply(ctx, &events[i], a.payloads[i]); err != nil {
 			return err
 		}
 	}
@@ -275,7 +285,7 @@ func (a *applier) lockOwners(ctx context.Context) error {
 }
 
 // apply resolves one event and stores it.
-func (a *applier) apply(ctx context.Context, ev *cdp.Event) error {
+func (a *applier) apply(ctx context.Context, ev *cdp.Event, payload []byte) error {
 	keys, err := a.s.vault.Keys(ctx, ev.WorkspaceID)
 	if err != nil {
 		return err
@@ -319,10 +329,6 @@ func (a *applier) apply(ctx context.Context, ev *cdp.Event) error {
 		if err := a.applyGroup(ctx, keys, ev, profile, dk); err != nil {
 			return err
 		}
-	}
-	payload, err := eventcodec.Append(nil, ev)
-	if err != nil {
-		return err
 	}
 	a.pending = append(a.pending, pendingEvent{ev: ev, profile: profile, payload: dk.Seal(nil, payload, eventAD(ev.SourceID, ev.MessageID))})
 	t := a.touched[profile]

@@ -94,7 +94,7 @@ func openSQLite(cfg Config) (*DB, error) {
 	pragmas := url.Values{}
 	for _, p := range []string{
 		"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)",
-		"foreign_keys(1)", "secure_delete(1)", "cache_size(-32000)",
+		"foreign_keys(1)", "secure_delete(1)", "cache_size(-131072)", "temp_store(memory)",
 	} {
 		pragmas.Add("_pragma", p)
 	}

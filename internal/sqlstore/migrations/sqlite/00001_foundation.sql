@@ -151,7 +151,9 @@ CREATE TABLE events (
     received_at  INTEGER NOT NULL,
     payload      BLOB NOT NULL
 );
-CREATE INDEX events_workspace_seq ON events (workspace_id, seq);
+-- No (workspace_id, seq) index here: an embedded deployment holds one or a
+-- few workspaces, the primary key serves the newest-first listing, and
+-- every index costs the single writer a B-tree insert per event.
 CREATE INDEX events_profile_time ON events (profile_id, event_time, seq);
 
 -- +goose Down
