@@ -10,38 +10,40 @@ import (
 // choice, in the vocabulary it arrived in. Mapping vocabularies to the
 // workspace's purposes, and parsing TCF and GPP strings, happens later.
 
-// segmentConsent is Segment's context.consent.
-type segmentConsent struct {
-	CategoryPreferences json.RawMessage `json:"categoryPreferences"`
-	TCF                 lenientString   `json:"tcf"`
-	GPP                 lenientString   `json:"gpp"`
-}
-
-// rudderConsent is RudderStack's context.consentManagement. Provider and
-// resolutionStrategy stay in the raw context; the gateway does not act on
-// them.
-type rudderConsent struct {
-	Allowed json.RawMessage `json:"allowedConsentIds"`
-	Denied  json.RawMessage `json:"deniedConsentIds"`
-}
-
-// segmentConsentSignals reads context.consent and context.consentManagement
-// (raw values, either may be absent).
+// segmentConsentSignals reads context.consent ({categoryPreferences, tcf,
+// gpp}, Segment) and context.consentManagement ({allowedConsentIds,
+// deniedConsentIds, ...}, RudderStack); both are raw values and may be
+// absent. Provider and resolutionStrategy stay in the raw context: the
+// gateway does not act on them.
 func segmentConsentSignals(consent, management []byte) ([]cdp.ConsentSignal, *cdp.Error) {
 	var out []cdp.ConsentSignal
 	if !isNull(consent) {
-		var c segmentConsent
-		if firstByte(consent) != '{' || json.Unmarshal(consent, &c) != nil {
-			return nil, reject(codeInvalidConsent, "context.consent must be an object of categoryPreferences, tcf and gpp")
+		if firstByte(consent) != '{' {
+			return nil, reject(codeInvalidConsent, "context.consent must be a JSON object")
 		}
-		if !isNull(c.CategoryPreferences) {
-			err := members(c.CategoryPreferences, func(key string, v json.RawMessage) error {
+		var prefs []byte
+		var tcf, gpp lenientString
+		eachMember(consent, func(key, v []byte) {
+			switch string(keyBytes(key)) {
+			case "categoryPreferences":
+				prefs = v
+			case "tcf":
+				tcf = lenientValue(v)
+			case "gpp":
+				gpp = lenientValue(v)
+			}
+		})
+		if !isNull(prefs) {
+			err := members(prefs, func(key string, v json.RawMessage) error {
 				var granted bool
 				switch string(v) {
 				case "true":
 					granted = true
 				case "false":
 				default:
+					return errBadCategory
+				}
+				if key == "" {
 					return errBadCategory
 				}
 				out = append(out, cdp.ConsentSignal{Vocabulary: cdp.ConsentSegmentCategory, Key: key, Granted: granted})
@@ -51,69 +53,74 @@ func segmentConsentSignals(consent, management []byte) ([]cdp.ConsentSignal, *cd
 				return nil, errBadCategory
 			}
 		}
-		if c.TCF.bad || c.GPP.bad {
+		if tcf.bad || gpp.bad {
 			return nil, reject(codeInvalidConsent, "context.consent.tcf and context.consent.gpp must be strings")
 		}
-		if c.TCF.s != "" {
-			out = append(out, cdp.ConsentSignal{Vocabulary: cdp.ConsentTCF, Key: c.TCF.s})
+		if tcf.s != "" {
+			out = append(out, cdp.ConsentSignal{Vocabulary: cdp.ConsentTCF, Key: tcf.s})
 		}
-		if c.GPP.s != "" {
-			out = append(out, cdp.ConsentSignal{Vocabulary: cdp.ConsentGPP, Key: c.GPP.s})
+		if gpp.s != "" {
+			out = append(out, cdp.ConsentSignal{Vocabulary: cdp.ConsentGPP, Key: gpp.s})
 		}
 	}
 	if !isNull(management) {
-		var r rudderConsent
-		if firstByte(management) != '{' || json.Unmarshal(management, &r) != nil {
-			return nil, reject(codeInvalidConsent, "context.consentManagement must be an object")
+		if firstByte(management) != '{' {
+			return nil, reject(codeInvalidConsent, "context.consentManagement must be a JSON object")
 		}
+		var allowed, denied []byte
+		eachMember(management, func(key, v []byte) {
+			switch string(keyBytes(key)) {
+			case "allowedConsentIds":
+				allowed = v
+			case "deniedConsentIds":
+				denied = v
+			}
+		})
 		var err *cdp.Error
-		if out, err = appendRudderIDs(out, r.Allowed, true, "allowedConsentIds"); err != nil {
+		if out, err = appendRudderIDs(out, allowed, true, "allowedConsentIds"); err != nil {
 			return nil, err
 		}
-		if out, err = appendRudderIDs(out, r.Denied, false, "deniedConsentIds"); err != nil {
+		if out, err = appendRudderIDs(out, denied, false, "deniedConsentIds"); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-var errBadCategory = reject(codeInvalidConsent, "context.consent.categoryPreferences must map category names to true or false")
+var errBadCategory = reject(codeInvalidConsent, "context.consent.categoryPreferences must map non-empty category names to true or false")
 
 // appendRudderIDs reads a list of consent ids. RudderStack SDKs send an
 // array of ids, some versions an object of id to display name; both count.
-func appendRudderIDs(out []cdp.ConsentSignal, raw json.RawMessage, granted bool, field string) ([]cdp.ConsentSignal, *cdp.Error) {
-	bad := reject(codeInvalidConsent, "context.consentManagement."+field+" must be an array of ids or an object keyed by id")
+func appendRudderIDs(out []cdp.ConsentSignal, raw []byte, granted bool, field string) ([]cdp.ConsentSignal, *cdp.Error) {
+	bad := reject(codeInvalidConsent, "context.consentManagement."+field+" must be an array of non-empty ids or an object keyed by id")
+	ok := true
 	add := func(id string) {
-		if id != "" {
-			out = append(out, cdp.ConsentSignal{Vocabulary: cdp.ConsentRudderID, Key: id, Granted: granted})
-		}
+		ok = ok && id != ""
+		out = append(out, cdp.ConsentSignal{Vocabulary: cdp.ConsentRudderID, Key: id, Granted: granted})
 	}
 	switch firstByte(raw) {
 	case 0, 'n':
 		return out, nil
 	case '[':
-		var ids []lenientString
-		if err := json.Unmarshal(raw, &ids); err != nil {
-			return nil, bad
-		}
-		for _, id := range ids {
-			if id.bad {
-				return nil, bad
-			}
+		eachElement(raw, func(v []byte) {
+			id := lenientValue(v)
+			ok = ok && !id.bad
 			add(id.s)
-		}
-		return out, nil
+		})
 	case '{':
-		err := members(raw, func(key string, _ json.RawMessage) error {
+		if members(raw, func(key string, _ json.RawMessage) error {
 			add(key)
 			return nil
-		})
-		if err != nil {
-			return nil, bad
+		}) != nil {
+			ok = false
 		}
-		return out, nil
+	default:
+		return nil, bad
 	}
-	return nil, bad
+	if !ok {
+		return nil, bad
+	}
+	return out, nil
 }
 
 // mpConsentState is mParticle's consent_state.

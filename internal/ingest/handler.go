@@ -28,6 +28,10 @@ func (h *Handler) segment(endpoint cdp.EventType) http.HandlerFunc {
 		if err == nil && len(req.Events) == 0 && len(req.Rejected) > 0 {
 			err = errAllMessagesRejected
 		}
+		var consent []ConsentRejection
+		if err == nil {
+			consent, err = h.mapConsent(r.Context(), cdp.FormatSegment, req.Events, req.pos)
+		}
 		if err == nil {
 			err = h.append(r.Context(), cdp.FormatSegment, req.Events)
 		}
@@ -35,13 +39,14 @@ func (h *Handler) segment(endpoint cdp.EventType) http.HandlerFunc {
 			h.fail(w, r, cdp.FormatSegment, err, req.Rejected)
 			return
 		}
-		h.succeed(w, cdp.FormatSegment, http.StatusOK, segmentOK{Success: true, Rejected: req.Rejected}, req.Rejected)
+		h.succeed(w, cdp.FormatSegment, http.StatusOK, segmentOK{Success: true, Rejected: req.Rejected, RejectedConsent: consent}, req.Rejected)
 	}
 }
 
 type segmentOK struct {
-	Success  bool        `json:"success"`
-	Rejected []Rejection `json:"rejected,omitempty"`
+	Success         bool               `json:"success"`
+	Rejected        []Rejection        `json:"rejected,omitempty"`
+	RejectedConsent []ConsentRejection `json:"rejected_consent,omitempty"`
 }
 
 // segmentRequest authenticates, reads and decodes a Segment request. A
@@ -108,6 +113,10 @@ func (h *Handler) mparticle(bulk bool) http.HandlerFunc {
 		if err == nil && len(req.Events) == 0 && len(req.Rejected) > 0 {
 			err = errAllMessagesRejected
 		}
+		var consent []ConsentRejection
+		if err == nil {
+			consent, err = h.mapConsent(r.Context(), cdp.FormatMParticle, req.Events, req.pos)
+		}
 		if err == nil {
 			err = h.append(r.Context(), cdp.FormatMParticle, req.Events)
 		}
@@ -115,12 +124,13 @@ func (h *Handler) mparticle(bulk bool) http.HandlerFunc {
 			h.fail(w, r, cdp.FormatMParticle, err, req.Rejected)
 			return
 		}
-		h.succeed(w, cdp.FormatMParticle, http.StatusAccepted, mparticleOK{Rejected: req.Rejected}, req.Rejected)
+		h.succeed(w, cdp.FormatMParticle, http.StatusAccepted, mparticleOK{Rejected: req.Rejected, RejectedConsent: consent}, req.Rejected)
 	}
 }
 
 type mparticleOK struct {
-	Rejected []Rejection `json:"rejected,omitempty"`
+	Rejected        []Rejection        `json:"rejected,omitempty"`
+	RejectedConsent []ConsentRejection `json:"rejected_consent,omitempty"`
 }
 
 func (h *Handler) mparticleRequest(w http.ResponseWriter, r *http.Request, bulk bool, maxBody int) (MParticleRequest, error) {

@@ -153,5 +153,3 @@ func gzipBytes(t testing.TB, b []byte) []byte {
 	}
 	return buf.Bytes()
 }
-
-func intp(i int) *int { return &i }

@@ -57,6 +57,10 @@ type Config struct {
 	Now        func() time.Time      // the clock that stamps ReceivedAt; nil means time.Now
 	Logger     *slog.Logger          // nil means slog.Default()
 	Registerer prometheus.Registerer // nil keeps the metrics in a private registry
+	// Consent maps carried consent onto the workspace's purposes. Nil passes
+	// signals through unmapped, which the processor does not record: only
+	// unit tests leave it nil.
+	Consent ConsentMapper
 }
 
 // Authenticator resolves credentials to a source. Unknown credentials return
@@ -83,12 +87,13 @@ type Handler struct {
 	logger  *slog.Logger
 	auth    Authenticator
 	log     Log
+	consent ConsentMapper
 	metrics *metrics
 }
 
 // New returns a Handler that authenticates with auth and appends to log.
 func New(cfg Config, auth Authenticator, log Log) *Handler {
-	h := &Handler{lim: cfg.Limits.withDefaults(), now: cfg.Now, logger: cfg.Logger, auth: auth, log: log}
+	h := &Handler{lim: cfg.Limits.withDefaults(), now: cfg.Now, logger: cfg.Logger, auth: auth, log: log, consent: cfg.Consent}
 	if h.now == nil {
 		h.now = time.Now
 	}

@@ -1,5 +1,7 @@
 package ingest
 
+import "unicode/utf8"
+
 // The Segment path reads every message through this scanner instead of
 // encoding/json: encoding/json validates a whole input before decoding it
 // and then decodes it byte by byte through a state machine, so a message
@@ -53,13 +55,13 @@ func eachElement(arr []byte, fn func(value []byte)) bool {
 }
 
 // keyBytes returns the name of a raw key from eachMember. Keys with escapes
-// are unescaped, so "user\u0049d" is userId as encoding/json would read it;
-// others are returned without a copy. Callers switch on string(keyBytes(k)),
-// which the compiler does without allocating.
+// or non-ASCII bytes are decoded as encoding/json would ("user\u0049d" is
+// userId); plain ones are returned without a copy. Callers switch on
+// string(keyBytes(k)), which the compiler does without allocating.
 func keyBytes(raw []byte) []byte {
 	inner := raw[1 : len(raw)-1]
 	for _, c := range inner {
-		if c == '\\' {
+		if c == '\\' || c >= utf8.RuneSelf {
 			return []byte(unquote(raw))
 		}
 	}

@@ -17,6 +17,7 @@ type metrics struct {
 	rejections *prometheus.CounterVec
 	requests   *prometheus.CounterVec
 	ack        *prometheus.HistogramVec
+	consent    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -38,7 +39,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time the event log took to make a request's events durable.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"format"})),
+		consent: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "custos_ingest_consent_rejections_total",
+			Help: "Consent carried by accepted events that was not recorded, by wire format and reason.",
+		}, []string{"format", "reason"})),
 	}
+}
+
+func (m *metrics) rejectedConsent(format cdp.Format, reason string) {
+	m.consent.WithLabelValues(string(format), reason).Inc()
 }
 
 // register adds c to reg, or returns the collector already registered under

@@ -16,6 +16,7 @@ import (
 type MParticleRequest struct {
 	Events   []cdp.Event
 	Rejected []Rejection
+	pos      []eventPos // where each event came from in the request
 }
 
 // DecodeMParticle decodes the body of POST /v2/events (one batch) or, with
@@ -181,6 +182,7 @@ func decodeMParticleBatch(raw []byte, batchIndex *int, receivedAt time.Time, req
 		ev.Traits, ev.DeletedTraits, ev.Consent = userAttrs, deleted, consent
 		ev.Context = info.context(mpContext{})
 		req.Events = append(req.Events, ev)
+		req.pos = append(req.pos, eventPos{batch: batchIndex})
 	}
 
 	for i, raw := range b.Events {
@@ -192,6 +194,7 @@ func decodeMParticleBatch(raw []byte, batchIndex *int, receivedAt time.Time, req
 			continue
 		}
 		req.Events = append(req.Events, ev)
+		req.pos = append(req.pos, eventPos{index: intp(i), batch: batchIndex})
 	}
 	return nil
 }

@@ -1,8 +1,11 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -404,4 +407,57 @@ func TestDecodeMParticleBulk(t *testing.T) {
 			t.Errorf("got error %v, want none", err)
 		}
 	})
+}
+
+func TestDecodeMParticleDoesNotAliasTheBody(t *testing.T) {
+	body, err := os.ReadFile(filepath.Join("testdata", "mparticle_batch.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := DecodeMParticle(body, false, Limits{}, receivedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := json.Marshal(req.Events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(body, bytes.Repeat([]byte("#"), len(body)))
+	after, err := json.Marshal(req.Events)
+	if err != nil {
+		t.Fatalf("events broke when the body was overwritten: %v", err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Errorf("got events changed by overwriting the body:\n%s\nwant\n%s", after, before)
+	}
+}
+
+func TestDecodeMParticleErrorsHoldNoPayload(t *testing.T) {
+	const secret = "canary-4f1e"
+	bodies := []struct {
+		bulk bool
+		body string
+	}{
+		{false, `{"user_identities":{"` + secret + `":{"` + secret + `":1}}}`},
+		{false, `{"mpid":7,"consent_state":{"gdpr":{"` + secret + `":{"consented":"` + secret + `"}}}}`},
+		{false, `{"mpid":7,"device_info":{"ios_idfv":{"` + secret + `":1}}}`},
+		{false, `{"mpid":7,"events":[{"event_type":"` + secret + `","data":{}},{"event_type":"custom_event","data":{"event_name":{"` + secret + `":1}}}]}`},
+		{true, `[{"mpid":"` + secret + `","timestamp_unixtime_ms":"` + secret + `"},"` + secret + `"]`},
+	}
+	for i, tt := range bodies {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			req, err := DecodeMParticle([]byte(tt.body), tt.bulk, Limits{}, receivedAt)
+			if err == nil && len(req.Rejected) == 0 {
+				t.Fatal("got no error and no rejection, want one")
+			}
+			if err != nil && strings.Contains(err.Error(), secret) {
+				t.Errorf("got error %q, want one that does not repeat the payload", err)
+			}
+			for _, r := range req.Rejected {
+				if strings.Contains(r.Message, secret) || strings.Contains(r.Code, secret) {
+					t.Errorf("got rejection %+v, want one that does not repeat the payload", r)
+				}
+			}
+		})
+	}
 }

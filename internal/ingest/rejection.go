@@ -3,7 +3,6 @@ package ingest
 import (
 	"encoding/json"
 	"errors"
-	"strings"
 
 	"github.com/custos-cdp/custos/internal/cdp"
 )
@@ -69,13 +68,10 @@ func rejection(index int, err *cdp.Error) Rejection {
 	return Rejection{Index: index, Code: err.Code, Message: err.Message}
 }
 
-// typeError turns a decoding failure of a message into the reason a client
-// can act on. Field paths come from this package's struct tags, never from
+// typeError turns an encoding/json failure to decode an mParticle batch or
+// event into the reason a client can act on. Field paths come from this package's struct tags, never from
 // the payload, so they are safe to show.
 func typeError(err error, prefix string) *cdp.Error {
-	if e, ok := errors.AsType[*cdp.Error](err); ok {
-		return e
-	}
 	te, ok := errors.AsType[*json.UnmarshalTypeError](err)
 	if !ok {
 		return reject(codeInvalidJSON, "message is not valid JSON")
@@ -90,9 +86,5 @@ func typeError(err error, prefix string) *cdp.Error {
 	if field == "" {
 		return reject(codeInvalidMessage, "message must be a JSON object")
 	}
-	code := codeInvalidField
-	if strings.HasPrefix(field, "context.consent") || strings.HasPrefix(field, "consent_state") {
-		code = codeInvalidConsent
-	}
-	return reject(code, field+" has the wrong JSON type")
+	return reject(codeInvalidField, field+" has the wrong JSON type")
 }

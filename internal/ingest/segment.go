@@ -19,6 +19,7 @@ type SegmentRequest struct {
 	WriteKey string
 	Events   []cdp.Event
 	Rejected []Rejection
+	pos      []eventPos // where each event came from in the request
 }
 
 // DecodeSegment decodes the body of a Segment tracking API request. endpoint
@@ -63,33 +64,41 @@ func DecodeSegment(body []byte, endpoint cdp.EventType, lim Limits, receivedAt t
 		return req, perr
 	}
 	req.Events = []cdp.Event{ev}
+	req.pos = []eventPos{{index: intp(0)}}
 	return req, nil
 }
 
 // segmentBatch is the body of /v1/batch. Its integrations and messageId
 // are tolerated and not used.
 type segmentBatch struct {
-	Batch    [][]byte // the raw messages, aliasing the body
-	IsArray  bool     // batch was present and an array
-	Context  []byte
-	SentAt   wireTime
-	WriteKey lenientString
+	msgs     [][]byte // the raw messages, aliasing the body
+	count    int      // messages in the batch, also past the limit
+	isArray  bool     // batch was present and an array
+	context  []byte
+	sentAt   wireTime
+	writeKey lenientString
 }
 
-func (b *segmentBatch) read(body []byte) bool {
+// read splits body into its fields, keeping at most max+1 messages (enough
+// to know there are too many).
+func (b *segmentBatch) read(body []byte, max int) bool {
 	return eachMember(body, func(key, v []byte) {
 		switch string(keyBytes(key)) {
 		case "batch":
-			b.Batch, b.IsArray = b.Batch[:0], v[0] == '['
-			if b.IsArray {
-				eachElement(v, func(m []byte) { b.Batch = append(b.Batch, m) })
+			b.msgs, b.count, b.isArray = b.msgs[:0], 0, v[0] == '['
+			if b.isArray {
+				eachElement(v, func(m []byte) {
+					if b.count++; b.count <= max+1 {
+						b.msgs = append(b.msgs, m)
+					}
+				})
 			}
 		case "context":
-			b.Context = v
+			b.context = v
 		case "sentAt":
-			b.SentAt = timeValue(v)
+			b.sentAt = timeValue(v)
 		case "writeKey":
-			b.WriteKey = lenientValue(v)
+			b.writeKey = lenientValue(v)
 		}
 	})
 }
@@ -102,32 +111,32 @@ func decodeSegmentBatch(body []byte, lim Limits, receivedAt time.Time) (SegmentR
 		return SegmentRequest{}, notObject(body, codeInvalidBatch, "body must be a JSON object with a batch array")
 	}
 	var b segmentBatch
-	if !b.read(body) {
+	if !b.read(body, lim.SegmentMaxBatchMessages) {
 		return SegmentRequest{}, reject(codeInvalidJSON, "body is not valid JSON")
 	}
-	req := SegmentRequest{WriteKey: b.WriteKey.s}
-	if !b.IsArray {
+	req := SegmentRequest{WriteKey: b.writeKey.s}
+	if !b.isArray {
 		return req, reject(codeInvalidBatch, "batch must be an array of messages")
 	}
-	msgs := b.Batch
-	if len(msgs) > lim.SegmentMaxBatchMessages {
+	if b.count > lim.SegmentMaxBatchMessages {
 		return req, cdp.Reason(cdp.TooLarge, codeTooManyMessages, "more messages than the limit per batch")
 	}
-	if b.SentAt.bad {
+	if b.sentAt.bad {
 		return req, reject(codeInvalidTimestamp, "sentAt must be an RFC 3339 time")
 	}
-	defaults := segmentDefaults{sentAt: b.SentAt.t}
-	if !isNull(b.Context) {
-		if firstByte(b.Context) != '{' {
+	defaults := segmentDefaults{sentAt: b.sentAt.t}
+	if !isNull(b.context) {
+		if firstByte(b.context) != '{' {
 			return req, reject(codeInvalidBatch, "context must be a JSON object")
 		}
-		ctx, err := parseSegmentContext(b.Context)
+		ctx, err := parseSegmentContext(b.context)
 		if err != nil {
 			return req, err
 		}
 		defaults.ctx = ctx
 	}
 
+	msgs := b.msgs
 	req.Events = make([]cdp.Event, 0, len(msgs))
 	for i, raw := range msgs {
 		ev, err := decodeBatchMessage(raw, defaults, lim, receivedAt)
@@ -136,6 +145,7 @@ func decodeSegmentBatch(body []byte, lim Limits, receivedAt time.Time) (SegmentR
 			continue
 		}
 		req.Events = append(req.Events, ev)
+		req.pos = append(req.pos, eventPos{index: intp(i)})
 	}
 	return req, nil
 }
@@ -165,7 +175,6 @@ func notObject(body []byte, code, message string) *cdp.Error {
 	}
 	return reject(code, message)
 }
-
 
 // segmentMessage is one message of the tracking spec, of any type. The
 // object fields alias the request body until event copies what it keeps.

@@ -196,8 +196,8 @@ func TestDecodeSegmentAssignsMessageID(t *testing.T) {
 
 func TestDecodeSegmentTimes(t *testing.T) {
 	tests := []struct {
-		name                        string
-		fields                      string
+		name                       string
+		fields                     string
 		wantTS, wantOrig, wantSent string // "" is the zero time; "recv" is receivedAt
 	}{
 		{"none: received", ``, "recv", "", ""},
@@ -296,6 +296,8 @@ func TestDecodeSegmentConsent(t *testing.T) {
 			},
 		},
 		{"null consent objects", `{"consent":null,"consentManagement":null}`, nil},
+		{"keys are matched as spelled", `{"Consent":{"categoryPreferences":{"Ads":true}},"consent":{"CategoryPreferences":{"Ads":true}}}`, nil},
+		{"empty tcf and gpp are absent", `{"consent":{"tcf":"","gpp":null}}`, nil},
 		{"empty preferences", `{"consent":{"categoryPreferences":{}}}`, nil},
 	}
 	for _, tt := range tests {
@@ -358,6 +360,10 @@ func TestDecodeSegmentMessageErrors(t *testing.T) {
 		{"consent a string", cdp.Track, `{"userId":"u-1","event":"E","context":{"consent":"granted"}}`, cdp.Invalid, "invalid_consent"},
 		{"tcf a number", cdp.Track, `{"userId":"u-1","event":"E","context":{"consent":{"tcf":1}}}`, cdp.Invalid, "invalid_consent"},
 		{"consent ids of the wrong type", cdp.Track, `{"userId":"u-1","event":"E","context":{"consentManagement":{"allowedConsentIds":"C0001"}}}`, cdp.Invalid, "invalid_consent"},
+		{"empty category name", cdp.Track, `{"userId":"u-1","event":"E","context":{"consent":{"categoryPreferences":{"":true}}}}`, cdp.Invalid, "invalid_consent"},
+		{"empty consent id", cdp.Track, `{"userId":"u-1","event":"E","context":{"consentManagement":{"allowedConsentIds":["C0001",""]}}}`, cdp.Invalid, "invalid_consent"},
+		{"empty consent id as a key", cdp.Track, `{"userId":"u-1","event":"E","context":{"consentManagement":{"deniedConsentIds":{"":"x"}}}}`, cdp.Invalid, "invalid_consent"},
+		{"consentManagement an array", cdp.Track, `{"userId":"u-1","event":"E","context":{"consentManagement":[]}}`, cdp.Invalid, "invalid_consent"},
 		{"consent id a number", cdp.Track, `{"userId":"u-1","event":"E","context":{"consentManagement":{"deniedConsentIds":[4]}}}`, cdp.Invalid, "invalid_consent"},
 		{"huge messageId", cdp.Track, `{"userId":"u-1","event":"E","messageId":"` + strings.Repeat("m", 257) + `"}`, cdp.Invalid, "invalid_field"},
 		{"message over 32 KB", cdp.Track, `{"userId":"u-1","event":"E","properties":{"p":"` + strings.Repeat("x", 32<<10) + `"}}`, cdp.TooLarge, "message_too_large"},
