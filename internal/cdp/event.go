@@ -92,8 +92,10 @@ const (
 	ConsentMParticleCCPA   ConsentVocabulary = "mparticle_ccpa"    // consent_state.ccpa.data_sale_opt_out
 	ConsentSegmentCategory ConsentVocabulary = "segment_category"  // context.consent.categoryPreferences
 	ConsentRudderID        ConsentVocabulary = "rudder_consent_id" // context.consentManagement ids (OneTrust-style)
-	ConsentTCF             ConsentVocabulary = "tcf"               // a TCF v2 TC string (Key holds the string)
-	ConsentGPP             ConsentVocabulary = "gpp"               // a GPP string (Key holds the string)
+	ConsentTCF             ConsentVocabulary = "tcf"               // a TCF v2 TC string (Key holds the string); mappings name purpose numbers "1".."11"
+	ConsentGPP             ConsentVocabulary = "gpp"               // a GPP string (Key holds the string); mappings name fields "SaleOptOut", ...
+	ConsentOneTrust        ConsentVocabulary = "onetrust"          // purpose ids in a partner feed
+	ConsentAPI             ConsentVocabulary = "purpose"           // a workspace purpose key, as the consent API takes it
 )
 
 // ConsentSignal is one consent choice carried by an event, before mapping.
@@ -101,9 +103,13 @@ const (
 // polarities such as mParticle's data_sale_opt_out, where consented=true means
 // the person opted out.
 type ConsentSignal struct {
-	Vocabulary  ConsentVocabulary
-	Key         string
+	Vocabulary ConsentVocabulary
+	Key        string
+	// Purpose is the workspace purpose Key maps to; the gateway fills it in
+	// (and drops signals that map to nothing, reporting them).
+	Purpose     PurposeKey
 	Granted     bool
+	Withdrawn   bool      // a withdrawal rather than a plain refusal (Granted is false)
 	CollectedAt time.Time // zero when the client did not say; the event time is used then
 	Document    string
 	Location    string // personal data
@@ -125,4 +131,18 @@ type ApplyResult struct {
 	ProfilesCreated   int
 	Merges            int
 	DroppedIdentities int // identities not attached (limits, unique types, splits)
+	ConsentEntries    int // ledger entries appended
+	ConsentChanges    int // changes of a person's current consent state
+}
+
+// OutboxRecord is a record written in the same transaction as the state
+// change that caused it (a consent change, a delivery), to be relayed to
+// the bus. Payload is sealed under the profile's data key.
+type OutboxRecord struct {
+	Seq         int64
+	WorkspaceID WorkspaceID
+	Profile     ProfileID
+	Topic       string
+	Payload     []byte
+	CreatedAt   time.Time
 }
