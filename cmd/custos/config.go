@@ -31,6 +31,10 @@ type config struct {
 	MaxPendingBytes int64
 	ShutdownTimeout time.Duration
 	RequestTimeout  time.Duration
+	Roles           string
+	DebugAddr       string
+	AllowPrivate    bool
+	MaxRetryDelay   time.Duration
 
 	// Bootstrap fixes the first start's credentials; environment only.
 	Bootstrap bootstrapCredentials
@@ -61,6 +65,14 @@ func int64Opt(p *int64) func(string) error {
 	}
 }
 
+func boolOpt(p *bool) func(string) error {
+	return func(s string) error {
+		b, err := strconv.ParseBool(s)
+		*p = b
+		return err
+	}
+}
+
 func durationOpt(p *time.Duration) func(string) error {
 	return func(s string) error {
 		d, err := time.ParseDuration(s)
@@ -85,6 +97,10 @@ func (c *config) options() []option {
 		{"max-pending-bytes", "CUSTOS_MAX_PENDING_BYTES", "67108864", "accepted bytes waiting for a log write before the gateway answers 503", int64Opt(&c.MaxPendingBytes)},
 		{"shutdown-timeout", "CUSTOS_SHUTDOWN_TIMEOUT", "30s", "time to drain in-flight work on SIGTERM", durationOpt(&c.ShutdownTimeout)},
 		{"request-timeout", "CUSTOS_REQUEST_TIMEOUT", "30s", "deadline of each HTTP request", durationOpt(&c.RequestTimeout)},
+		{"roles", "CUSTOS_ROLES", "gateway,processor,router,api", "what this process does: any of gateway (ingestion), processor (applies the log), router (delivers to destinations), api (admin API)", stringOpt(&c.Roles)},
+		{"forward-max-retry-delay", "CUSTOS_FORWARD_MAX_RETRY_DELAY", "5m", "longest wait between two attempts of a delivery (backoff is exponential with jitter)", durationOpt(&c.MaxRetryDelay)},
+		{"allow-private-networks", "CUSTOS_ALLOW_PRIVATE_NETWORKS", "false", "let destinations and callbacks reach loopback, private and link-local addresses (tests, local trials)", boolOpt(&c.AllowPrivate)},
+		{"debug-addr", "CUSTOS_DEBUG_ADDR", "", "address for Go's pprof handlers (keep it on loopback); empty means off", stringOpt(&c.DebugAddr)},
 	}
 }
 
@@ -154,6 +170,13 @@ func (c *config) validate() error {
 	if c.NATSPrefix == "" || c.Workers < 1 || c.NATSReplicas < 1 || c.DedupWindow < time.Hour {
 		return errors.New("--nats-prefix must be set, --processor-workers and --nats-replicas at least 1, --dedup-window at least 1h")
 	}
+	for _, r := range strings.Split(c.Roles, ",") {
+		switch strings.TrimSpace(r) {
+		case "gateway", "processor", "router", "api":
+		default:
+			return errors.New("--roles takes a comma-separated list of gateway, processor, router and api")
+		}
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -165,6 +188,16 @@ func (c *config) validate() error {
 	}
 	c.DataDir = abs
 	return nil
+}
+
+// has reports whether this process takes a role.
+func (c *config) has(role string) bool {
+	for _, r := range strings.Split(c.Roles, ",") {
+		if strings.TrimSpace(r) == role {
+			return true
+		}
+	}
+	return false
 }
 
 // masterKey returns the root key file and whether it may be created: only

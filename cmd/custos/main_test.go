@@ -87,7 +87,7 @@ func deleteStreams(t *testing.T, be backend) {
 }
 
 func (be backend) args(dataDir, addr string) []string {
-	a := []string{"--data-dir", dataDir, "--addr", addr, "--nats-prefix", be.natsPrefix, "--log-ack-wait", "2s"}
+	a := []string{"--data-dir", dataDir, "--addr", addr, "--nats-prefix", be.natsPrefix, "--log-ack-wait", "2s", "--allow-private-networks", "--forward-max-retry-delay", "1s"}
 	if be.databaseURL != "" {
 		a = append(a, "--database-url", be.databaseURL)
 	}
@@ -129,6 +129,7 @@ func (s *syncBuffer) String() string {
 
 // inProcess is a server started in the test process.
 type inProcess struct {
+	srv            *server
 	url            string
 	stdout, stderr *syncBuffer
 	cancel         context.CancelFunc
@@ -153,6 +154,7 @@ func startInProcess(t *testing.T, be backend, dataDir string) *inProcess {
 	go func() { p.done <- s.run(ctx) }()
 	<-s.ready
 	p.url = "http://" + s.listener.Addr().String()
+	p.srv = s
 	t.Cleanup(func() { p.stop(t) })
 	return p
 }

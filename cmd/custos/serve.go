@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -20,9 +21,12 @@ import (
 	"github.com/custos-cdp/custos/internal/api"
 	"github.com/custos-cdp/custos/internal/auth"
 	"github.com/custos-cdp/custos/internal/bus"
+	"github.com/custos-cdp/custos/internal/forward"
 	"github.com/custos-cdp/custos/internal/httpjson"
 	"github.com/custos-cdp/custos/internal/ingest"
+	"github.com/custos-cdp/custos/internal/outbox"
 	"github.com/custos-cdp/custos/internal/processor"
+	"github.com/custos-cdp/custos/internal/receipt"
 	"github.com/custos-cdp/custos/internal/sqlstore"
 	"github.com/custos-cdp/custos/internal/vault"
 )
@@ -57,6 +61,7 @@ type server struct {
 	http     *http.Server
 	listener net.Listener
 	ready    chan struct{} // closed once serving; tests wait on it
+	debug    *http.Server
 	stopBg   context.CancelFunc
 	bg       sync.WaitGroup
 }
@@ -123,36 +128,56 @@ func start(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.eventLog = s.bus.NewLog(bus.LogConfig{MaxPendingBytes: cfg.MaxPendingBytes}, reg)
-	proc := processor.New(profiles, log, reg)
-	s.consumer, err = s.bus.ConsumeEvents(ctx, bus.ConsumeConfig{Workers: cfg.Workers, AckWait: cfg.LogAckWait}, proc.Handle)
-	if err != nil {
-		return nil, fmt.Errorf("processor: %w", err)
-	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "custos_log_queue_depth",
 		Help: "Event-log entries not yet applied by the processor.",
 	}, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		n, err := s.consumer.Depth(ctx)
+		n, err := s.bus.EventsBacklog(ctx)
 		if err != nil {
 			return -1
 		}
 		return float64(n)
 	}))
-
 	bgCtx, stopBg := context.WithCancel(context.Background())
 	s.stopBg = stopBg
-	s.bg.Go(func() { s.pruneMessageIDs(bgCtx) })
+	if cfg.has("processor") {
+		relay := outbox.New(s.db.Outbox(), s.bus, log, 0)
+		proc := processor.New(profiles, log, reg)
+		proc.OnApplied(relay.Wake)
+		s.consumer, err = s.bus.ConsumeEvents(ctx, bus.ConsumeConfig{Workers: cfg.Workers, AckWait: cfg.LogAckWait}, proc.Handle)
+		if err != nil {
+			return nil, fmt.Errorf("processor: %w", err)
+		}
+		s.bg.Go(func() { s.pruneMessageIDs(bgCtx) })
+		s.bg.Go(func() { relay.Run(bgCtx) })
+	}
+	fwd := &forwarding{registry: registry(), vault: v, bus: s.bus, allowPrivate: cfg.AllowPrivate}
+	if cfg.has("router") {
+		leases, err := s.bus.Leases(ctx, holderName())
+		if err != nil {
+			return nil, fmt.Errorf("router leases: %w", err)
+		}
+		m := &forward.Manager{Destinations: profiles.Destinations(), Queues: s.bus, Leases: leases, Store: profiles.Deliveries(),
+			Registry: fwd.registry, Configure: fwd.Configure, Log: log, Metrics: forward.NewMetrics(reg),
+			Policy: forward.Policy{MaxDelay: cfg.MaxRetryDelay}}
+		s.bg.Go(func() { m.Run(bgCtx) })
+	}
+	if cfg.DebugAddr != "" {
+		if err := s.serveDebug(cfg.DebugAddr); err != nil {
+			return nil, err
+		}
+	}
 
 	mux := http.NewServeMux()
-	ingest.New(ingest.Config{Limits: ingest.DefaultLimits(), Logger: log, Registerer: reg},
-		auth.NewSources(s.db.Sources(), 0), s.eventLog).Register(mux)
-	api.New(api.Config{Logger: log, Timeout: cfg.RequestTimeout}, api.Deps{
-		Auth:     auth.NewTokens(s.db.Tokens()),
-		Profiles: profiles,
-		Rules:    profiles.Rules(),
-	}).Register(mux)
+	if cfg.has("gateway") {
+		ingest.New(ingest.Config{Limits: ingest.DefaultLimits(), Logger: log, Registerer: reg, Consent: consentMapper{profiles.Consent()}},
+			auth.NewSources(s.db.Sources(), 0), s.eventLog).Register(mux)
+	}
+	if cfg.has("api") {
+		s.registerAPI(mux, cfg, profiles, v, fwd)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -172,6 +197,41 @@ func start(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	return s, nil
+}
+
+// registerAPI adds the admin API.
+func (s *server) registerAPI(mux *http.ServeMux, cfg config, profiles *sqlstore.Profiles, v *vault.Vault, fwd *forwarding) {
+	api.New(api.Config{Logger: s.log, Timeout: cfg.RequestTimeout}, api.Deps{
+		Auth:     auth.NewTokens(s.db.Tokens()),
+		Profiles: profiles,
+		Rules:    profiles.Rules(),
+		Consent:  profiles.Consent(),
+		Ledger:   profiles,
+		Log:      s.eventLog,
+		Receipts: receipt.New(profiles.Consent(), v, "custos"),
+		Sealer:   v,
+
+		Destinations: profiles.Destinations(),
+		Deliveries:   profiles.Deliveries(),
+		Forwarding:   fwd,
+	}).Register(mux)
+}
+
+// serveDebug serves Go's profiling handlers on their own listener, never on
+// the public one.
+func (s *server) serveDebug(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("debug listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.debug.Serve(l) }()
+	return nil
 }
 
 // withRequestTimeout gives every request a deadline its handlers see.
@@ -251,6 +311,9 @@ func (s *server) close(ctx context.Context) error {
 		s.bg.Wait()
 	}
 	var errs []error
+	if s.debug != nil {
+		_ = s.debug.Close()
+	}
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
 	} else if s.listener != nil {

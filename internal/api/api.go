@@ -49,6 +49,15 @@ type Deps struct {
 	Auth     Authenticator
 	Profiles Profiles
 	Rules    IdentityRules
+	Consent  ConsentStore
+	Ledger   Ledger
+	Log      Log
+	Receipts Receipts
+	Sealer   Sealer
+
+	Destinations DestinationStore
+	Deliveries   DeliveryStore
+	Forwarding   Forwarding
 }
 
 // API serves /api/v1.
@@ -90,6 +99,15 @@ func (a *API) authed(h handlerFunc) http.Handler {
 			httpjson.Error(ctx, a.cfg.Logger, w, err)
 		}
 	})
+}
+
+// decodeBody parses a JSON body already read, tolerating fields this API
+// does not use (partner payloads carry many).
+func decodeBody(body []byte, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return cdp.Wrap(cdp.Invalid, "invalid_json", err, "request body is not the JSON this endpoint takes")
+	}
+	return nil
 }
 
 // decodeJSON reads a JSON request body into v, refusing unknown fields and

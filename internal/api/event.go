@@ -18,19 +18,32 @@ type eventsResponse struct {
 
 // eventJSON is one stored event as the API shows it.
 type eventJSON struct {
-	MessageID  string          `json:"message_id"`
-	ProfileID  string          `json:"profile_id"`
-	SourceID   string          `json:"source_id"`
-	Type       string          `json:"type"`
-	Event      string          `json:"event,omitempty"`
-	Identities []identityJSON  `json:"identities"`
-	Properties jsonObject      `json:"properties,omitempty"`
-	Traits     jsonObject      `json:"traits,omitempty"`
-	Context    jsonObject      `json:"context,omitempty"`
-	GroupID    string          `json:"group_id,omitempty"`
-	PreviousID string          `json:"previous_id,omitempty"`
-	Timestamp  time.Time       `json:"timestamp"`
-	ReceivedAt time.Time       `json:"received_at"`
+	MessageID  string         `json:"message_id"`
+	ProfileID  string         `json:"profile_id"`
+	SourceID   string         `json:"source_id"`
+	Type       string         `json:"type"`
+	Event      string         `json:"event,omitempty"`
+	Identities []identityJSON `json:"identities"`
+	Properties jsonObject     `json:"properties,omitempty"`
+	Traits     jsonObject     `json:"traits,omitempty"`
+	Context    jsonObject     `json:"context,omitempty"`
+	GroupID    string         `json:"group_id,omitempty"`
+	PreviousID string         `json:"previous_id,omitempty"`
+	Timestamp  time.Time      `json:"timestamp"`
+	ReceivedAt time.Time      `json:"received_at"`
+	// Deliveries is each destination's outcome for the event (timelines
+	// only).
+	Deliveries []deliveryJSON `json:"deliveries,omitempty"`
+}
+
+type deliveryJSON struct {
+	DestinationID string     `json:"destination_id"`
+	Status        string     `json:"status"`
+	Reason        string     `json:"reason,omitempty"`
+	Attempts      int        `json:"attempts,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+	DeliveredAt   *time.Time `json:"delivered_at,omitempty"`
 }
 
 // jsonObject is a raw JSON object that marshals as itself.

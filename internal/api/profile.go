@@ -19,7 +19,7 @@ type profileJSON struct {
 	Traits          map[string]json.RawMessage `json:"traits"`
 	TraitsUpdatedAt map[string]time.Time       `json:"traits_updated_at"`
 	Groups          []groupJSON                `json:"groups"`
-	Consent         []any                      `json:"consent"`
+	Consent         []consentStateJSON         `json:"consent"`
 	Audiences       []any                      `json:"audiences"`
 	Merges          []mergeJSON                `json:"merges"`
 	Counts          countsJSON                 `json:"counts"`
@@ -101,7 +101,7 @@ func (a *API) writeProfile(w http.ResponseWriter, r *http.Request, tok cdp.APITo
 	out := profileJSON{
 		ID: string(p.ID), CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 		Identities: []identityJSON{}, Traits: map[string]json.RawMessage{}, TraitsUpdatedAt: map[string]time.Time{},
-		Groups: []groupJSON{}, Consent: []any{}, Audiences: []any{}, Merges: []mergeJSON{},
+		Groups: []groupJSON{}, Audiences: []any{}, Merges: []mergeJSON{},
 		Counts: countsJSON{Events: p.EventCount, Identities: len(p.Identities), Traits: len(p.Traits), Groups: len(p.Groups)},
 	}
 	for _, id := range p.Identities {
@@ -117,6 +117,9 @@ func (a *API) writeProfile(w http.ResponseWriter, r *http.Request, tok cdp.APITo
 	}
 	for _, m := range merges {
 		out.Merges = append(out.Merges, toMergeJSON(m))
+	}
+	if out.Consent, err = a.currentConsent(ctx, tok.WorkspaceID, id); err != nil {
+		return err
 	}
 	httpjson.Write(w, http.StatusOK, out)
 	return nil
@@ -165,8 +168,26 @@ func (a *API) profileEvents(w http.ResponseWriter, r *http.Request, tok cdp.APIT
 		next := page[limit-1].After()
 		resp.NextCursor = encodeCursor(next.At.UnixMicro(), next.Seq)
 	}
+	mids := make([]string, len(page))
+	for i, se := range page {
+		mids[i] = se.Event.MessageID
+	}
+	records, err := a.deps.Deliveries.Records(r.Context(), tok.WorkspaceID, cdp.ProfileID(r.PathValue("id")), mids)
+	if err != nil {
+		return err
+	}
 	for _, se := range page {
-		resp.Events = append(resp.Events, toEventJSON(se))
+		ej := toEventJSON(se)
+		for _, rec := range records[se.Event.MessageID] {
+			dj := deliveryJSON{DestinationID: string(rec.DestinationID), Status: string(rec.Status), Reason: rec.Reason,
+				Attempts: rec.Attempts, LastError: rec.LastError, UpdatedAt: rec.UpdatedAt}
+			if !rec.DeliveredAt.IsZero() {
+				at := rec.DeliveredAt
+				dj.DeliveredAt = &at
+			}
+			ej.Deliveries = append(ej.Deliveries, dj)
+		}
+		resp.Events = append(resp.Events, ej)
 	}
 	httpjson.Write(w, http.StatusOK, resp)
 	return nil

@@ -150,7 +150,7 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 		return cdp.Wrap(cdp.Unavailable, "log_unavailable", err, "create event log stream")
 	}
 	b.events = s
-	return nil
+	return b.ensureOutbox(ctx)
 }
 
 // Ready reports whether the log answers: the connection is up and the event

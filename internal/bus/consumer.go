@@ -141,16 +141,6 @@ func (c *Consumer) handle(msg jetstream.Msg, h EventHandler) {
 	}
 }
 
-// Depth is the number of log entries not yet applied: waiting plus in a
-// handler.
-func (c *Consumer) Depth(ctx context.Context) (uint64, error) {
-	info, err := c.cons.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("log consumer info: %w", err)
-	}
-	return info.NumPending + uint64(info.NumAckPending), nil
-}
-
 // Stop stops fetching, lets the handlers finish the entries they hold (and
 // ack them), and returns, or returns ctx's error when it ends first.
 // Entries fetched but not started are handed over again later.
@@ -171,4 +161,14 @@ func (c *Consumer) Stop(ctx context.Context) error {
 		c.stop()
 		return errors.Join(ctx.Err(), errors.New("log consumer: handlers still running"))
 	}
+}
+
+// EventsBacklog is the number of event-log entries not yet applied: the
+// log is a work queue, so every entry in it is waiting or being applied.
+func (b *Bus) EventsBacklog(ctx context.Context) (uint64, error) {
+	s, err := b.js.Stream(ctx, b.EventsStream())
+	if err != nil {
+		return 0, fmt.Errorf("event log info: %w", err)
+	}
+	return s.CachedInfo().State.Msgs, nil
 }

@@ -151,3 +151,27 @@ type DeliveryRecord struct {
 	UpdatedAt     time.Time
 	DeliveredAt   time.Time
 }
+
+// DeadLetter is a delivery that failed for good, kept sealed under the
+// person's key for inspection and replay.
+type DeadLetter struct {
+	ID          string
+	Destination DestinationID
+	WorkspaceID WorkspaceID
+	Profile     ProfileID
+	Key         string
+	Kind        DeliveryKind
+	MessageID   string
+	Sealed      []byte // the queued delivery, sealed under the person's key
+	LastError   string
+	Attempts    int
+	FirstTry    time.Time
+	CreatedAt   time.Time
+}
+
+// ReplayResult says what a replay did.
+type ReplayResult struct {
+	Queued   int // re-queued for delivery
+	Filtered int // not allowed any more (consent, filters, paused)
+	Gone     int // the person was erased since
+}

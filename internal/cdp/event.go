@@ -133,6 +133,10 @@ type ApplyResult struct {
 	DroppedIdentities int // identities not attached (limits, unique types, splits)
 	ConsentEntries    int // ledger entries appended
 	ConsentChanges    int // changes of a person's current consent state
+	Suppressed        int // events dropped: they named an erased person
+	// Forwarding counts decisions per destination: "forwarded" or the
+	// reason an event was not forwarded.
+	Forwarding map[DestinationID]map[string]int
 }
 
 // OutboxRecord is a record written in the same transaction as the state

@@ -49,7 +49,9 @@ type identity struct {
 type consent struct {
 	Vocabulary  string `json:"voc"`
 	Key         string `json:"k"`
+	Purpose     string `json:"p,omitempty"`
 	Granted     bool   `json:"g"`
+	Withdrawn   bool   `json:"w,omitempty"`
 	CollectedAt int64  `json:"at,omitempty"`
 	Document    string `json:"doc,omitempty"`
 	Location    string `json:"loc,omitempty"`
@@ -110,7 +112,7 @@ func Append(buf []byte, ev *cdp.Event) ([]byte, error) {
 		r.Consent = make([]consent, len(ev.Consent))
 		for i, c := range ev.Consent {
 			r.Consent[i] = consent{
-				Vocabulary: string(c.Vocabulary), Key: c.Key, Granted: c.Granted,
+				Vocabulary: string(c.Vocabulary), Key: c.Key, Purpose: string(c.Purpose), Granted: c.Granted, Withdrawn: c.Withdrawn,
 				CollectedAt: nanos(c.CollectedAt), Document: c.Document,
 				Location: c.Location, HardwareID: c.HardwareID,
 			}
@@ -197,7 +199,7 @@ func DecodeOne(line []byte) (cdp.Event, error) {
 		ev.Consent = make([]cdp.ConsentSignal, len(r.Consent))
 		for i, c := range r.Consent {
 			ev.Consent[i] = cdp.ConsentSignal{
-				Vocabulary: cdp.ConsentVocabulary(c.Vocabulary), Key: c.Key, Granted: c.Granted,
+				Vocabulary: cdp.ConsentVocabulary(c.Vocabulary), Key: c.Key, Purpose: cdp.PurposeKey(c.Purpose), Granted: c.Granted, Withdrawn: c.Withdrawn,
 				CollectedAt: fromNanos(c.CollectedAt), Document: c.Document,
 				Location: c.Location, HardwareID: c.HardwareID,
 			}

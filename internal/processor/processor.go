@@ -27,8 +27,15 @@ type Processor struct {
 	now     func() time.Time
 	events  *prometheus.CounterVec
 	graph   *prometheus.CounterVec
+	consent *prometheus.CounterVec
+	forward *prometheus.CounterVec
 	visible prometheus.Histogram
+	applied []func()
 }
+
+// OnApplied registers f to be called after each log entry is applied (the
+// outbox relay uses it to publish what the entry produced at once).
+func (p *Processor) OnApplied(f func()) { p.applied = append(p.applied, f) }
 
 // New returns a processor writing to store. reg may be nil.
 func New(store Store, log *slog.Logger, reg prometheus.Registerer) *Processor {
@@ -38,12 +45,20 @@ func New(store Store, log *slog.Logger, reg prometheus.Registerer) *Processor {
 		now:   time.Now,
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "custos_processor_events_total",
-			Help: "Events taken from the log, by result (applied, duplicate).",
+			Help: "Events taken from the log, by result (applied, duplicate, suppressed: they named an erased person).",
 		}, []string{"result"}),
 		graph: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "custos_identity_changes_total",
 			Help: "Identity graph changes: profiles created, merges, identities dropped by the rules.",
 		}, []string{"change"}),
+		consent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "custos_consent_ledger_total",
+			Help: "Consent ledger entries appended, and changes of a person's current state they made.",
+		}, []string{"kind"}),
+		forward: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "custos_forward_decisions_total",
+			Help: "Per destination, events forwarded and not forwarded, by reason (forwarded, paused, event_type_excluded, consent:<reason>, ...).",
+		}, []string{"destination", "reason"}),
 		visible: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "custos_processor_visible_seconds",
 			Help:    "Time from an event's arrival at the gateway to its visibility in the profile store.",
@@ -51,7 +66,7 @@ func New(store Store, log *slog.Logger, reg prometheus.Registerer) *Processor {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(p.events, p.graph, p.visible)
+		reg.MustRegister(p.events, p.graph, p.consent, p.forward, p.visible)
 	}
 	return p
 }
@@ -69,8 +84,19 @@ func (p *Processor) Handle(ctx context.Context, events []cdp.Event) error {
 	}
 	p.events.WithLabelValues("applied").Add(float64(res.Applied))
 	p.events.WithLabelValues("duplicate").Add(float64(res.Duplicates))
+	p.events.WithLabelValues("suppressed").Add(float64(res.Suppressed))
 	p.graph.WithLabelValues("profile_created").Add(float64(res.ProfilesCreated))
 	p.graph.WithLabelValues("merge").Add(float64(res.Merges))
 	p.graph.WithLabelValues("identity_dropped").Add(float64(res.DroppedIdentities))
+	for dest, reasons := range res.Forwarding {
+		for reason, n := range reasons {
+			p.forward.WithLabelValues(string(dest), reason).Add(float64(n))
+		}
+	}
+	p.consent.WithLabelValues("entry").Add(float64(res.ConsentEntries))
+	p.consent.WithLabelValues("change").Add(float64(res.ConsentChanges))
+	for _, f := range p.applied {
+		f()
+	}
 	return nil
 }

@@ -2,7 +2,10 @@ package sqlstore
 
 import (
 	"context"
+	"crypto/md5"
 	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
@@ -24,26 +27,36 @@ import (
 // and the merge log, all personal data sealed under each person's data
 // key. One process should hold one Profiles: it caches data keys.
 type Profiles struct {
-	db    *DB
-	vault *vault.Vault
-	rules *IdentityRules
-	keys  *dataKeyCache
-	now   func() time.Time
+	db      *DB
+	vault   *vault.Vault
+	rules   *IdentityRules
+	consent *Consent
+	dests   *Destinations
+	keys    *dataKeyCache
+	now     func() time.Time
 }
 
 // NewProfiles returns the profile store, encrypting with v.
 func NewProfiles(db *DB, v *vault.Vault) *Profiles {
 	return &Profiles{
-		db:    db,
-		vault: v,
-		rules: &IdentityRules{db: db, cache: map[cdp.WorkspaceID]cachedRules{}},
-		keys:  newDataKeyCache(50000, 10*time.Minute),
-		now:   time.Now,
+		db:      db,
+		vault:   v,
+		rules:   &IdentityRules{db: db, cache: map[cdp.WorkspaceID]cachedRules{}},
+		consent: newConsent(db),
+		dests:   newDestinations(db),
+		keys:    newDataKeyCache(50000, 10*time.Minute),
+		now:     time.Now,
 	}
 }
 
 // Vault is the key hierarchy the store encrypts with.
 func (s *Profiles) Vault() *vault.Vault { return s.vault }
+
+// Destinations is the store of the workspaces' destinations.
+func (s *Profiles) Destinations() *Destinations { return s.dests }
+
+// Consent is the store of the workspaces' purposes, mappings and feeds.
+func (s *Profiles) Consent() *Consent { return s.consent }
 
 // Rules is the store of the workspaces' identity resolution rules.
 func (s *Profiles) Rules() *IdentityRules { return s.rules }
@@ -64,6 +77,9 @@ func (s *Profiles) Apply(ctx context.Context, events []cdp.Event) (cdp.ApplyResu
 			if _, err := s.vault.Keys(ctx, ws); err != nil {
 				return res, err
 			}
+			if _, err := s.consent.Vocabulary(ctx, ws); err != nil {
+				return res, err
+			}
 		}
 	}
 	// Encode outside the transaction: on SQLite it holds the one writer.
@@ -79,7 +95,8 @@ func (s *Profiles) Apply(ctx context.Context, events []cdp.Event) (cdp.ApplyResu
 		res = cdp.ApplyResult{}
 		err = s.db.tx(ctx, func(tx querier) error {
 			a := &applier{s: s, tx: tx, res: &res, owners: map[string]cdp.ProfileID{},
-				active: map[cdp.ProfileID]bool{}, touched: map[cdp.ProfileID]*touch{}, payloads: payloads}
+				active: map[cdp.ProfileID]bool{}, touched: map[cdp.ProfileID]*touch{}, payloads: payloads,
+				ledgers: map[cdp.ProfileID][]cdp.ConsentEntry{}}
 			return a.run(ctx, events)
 		})
 		if err == nil || !retryable(err) || ctx.Err() != nil {
@@ -109,7 +126,16 @@ type applier struct {
 	pending []pendingEvent
 	touched map[cdp.ProfileID]*touch
 
-	payloads [][]byte // the batch's events, encoded
+	payloads [][]byte                             // the batch's events, encoded
+	ledgers  map[cdp.ProfileID][]cdp.ConsentEntry // consent ledgers read in this transaction
+	// suppressed are the blind indexes of erased people's identities.
+	suppressed map[string]bool
+
+	// changes are the consent changes of the event being applied, for its
+	// fan-out; deliveries and outbox are buffered rows.
+	changes    []cdp.ConsentChange
+	deliveries []deliveryRow
+	outbox     []outboxRow
 }
 
 type pendingEvent struct {
@@ -204,6 +230,43 @@ func (a *applier) prefetchOwners(ctx context.Context, events []cdp.Event, fresh 
 		if err := a.loadOwners(ctx, ws, blinds); err != nil {
 			return err
 		}
+		if err := a.loadSuppressed(ctx, ws, blinds); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadSuppressed finds which of the batch's identities belong to erased
+// people.
+func (a *applier) loadSuppressed(ctx context.Context, ws cdp.WorkspaceID, blinds []string) error {
+	for start := 0; start < len(blinds); start += rowsPerStatement {
+		chunk := blinds[start:min(start+rowsPerStatement, len(blinds))]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, ws)
+		for _, b := range chunk {
+			args = append(args, []byte(b))
+		}
+		rows, err := a.tx.QueryContext(ctx,
+			`SELECT blind FROM suppressions WHERE workspace_id = $1 AND lifted_at IS NULL AND blind IN (`+placeholders(2, len(chunk))+`)`, args...)
+		if err != nil {
+			return a.s.db.dialect.translate(err)
+		}
+		for rows.Next() {
+			var b []byte
+			if err := rows.Scan(&b); err != nil {
+				rows.Close()
+				return err
+			}
+			if a.suppressed == nil {
+				a.suppressed = map[string]bool{}
+			}
+			a.suppressed[string(b)] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return a.s.db.dialect.translate(err)
+		}
 	}
 	return nil
 }
@@ -295,6 +358,14 @@ func (a *applier) apply(ctx context.Context, ev *cdp.Event, payload []byte) erro
 		return err
 	}
 	refs, values := a.eventRefs(ev, keys, rules)
+	for _, r := range refs {
+		if a.suppressed[r.Blind] {
+			// The person was erased: data naming any of their identities is
+			// dropped, counted, and never stored.
+			a.res.Suppressed++
+			return nil
+		}
+	}
 
 	plan, err := a.plan(ctx, ev.WorkspaceID, rules, refs)
 	if err != nil {
@@ -311,7 +382,7 @@ func (a *applier) apply(ctx context.Context, ev *cdp.Event, payload []byte) erro
 	if err != nil {
 		return err
 	}
-	if err := a.attach(ctx, ev, profile, dk, plan.Attach, values); err != nil {
+	if err := a.attach(ctx, ev, profile, keys, dk, plan.Attach, values); err != nil {
 		return err
 	}
 	for _, m := range plan.Merges {
@@ -330,6 +401,13 @@ func (a *applier) apply(ctx context.Context, ev *cdp.Event, payload []byte) erro
 			return err
 		}
 	}
+	if err := a.applyConsent(ctx, ev, profile, dk); err != nil {
+		return err
+	}
+	if err := a.fanOut(ctx, ev, profile, dk, a.changes); err != nil {
+		return err
+	}
+	a.changes = a.changes[:0]
 	a.pending = append(a.pending, pendingEvent{ev: ev, profile: profile, payload: dk.Seal(nil, payload, eventAD(ev.SourceID, ev.MessageID))})
 	t := a.touched[profile]
 	if t == nil {
@@ -528,7 +606,7 @@ func (s *Profiles) openKey(ctx context.Context, q querier, keys *vault.Keys, p c
 
 // attach adds identities new to the graph to a profile. A concurrent
 // writer that attached one of them first wins; this transaction retries.
-func (a *applier) attach(ctx context.Context, ev *cdp.Event, p cdp.ProfileID, dk *vault.DataKey, refs []identity.Ref, values map[string]cdp.Identity) error {
+func (a *applier) attach(ctx context.Context, ev *cdp.Event, p cdp.ProfileID, keys *vault.Keys, dk *vault.DataKey, refs []identity.Ref, values map[string]cdp.Identity) error {
 	for _, r := range refs {
 		id := values[r.Blind]
 		res, err := a.tx.ExecContext(ctx,
@@ -542,6 +620,36 @@ func (a *applier) attach(ctx context.Context, ev *cdp.Event, p cdp.ProfileID, dk
 			return errRace
 		}
 		a.owners[r.Blind] = p
+		if err := insertIdentityHashes(ctx, a.tx, a.s.db.dialect, ev.WorkspaceID, keys, id, r.Blind); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hashFormats are the hashes a data subject request may name an identity
+// by.
+var hashFormats = []struct {
+	name string
+	sum  func([]byte) []byte
+}{
+	{"sha256", func(b []byte) []byte { h := sha256.Sum256(b); return h[:] }},
+	{"sha1", func(b []byte) []byte { h := sha1.Sum(b); return h[:] }},
+	{"md5", func(b []byte) []byte { h := md5.Sum(b); return h[:] }},
+}
+
+// insertIdentityHashes records the keyed hashes of an identity's hashed
+// forms. Anonymous ids and mParticle ids are never named in requests.
+func insertIdentityHashes(ctx context.Context, q querier, d dialect, ws cdp.WorkspaceID, keys *vault.Keys, id cdp.Identity, blind string) error {
+	if id.Type == cdp.AnonymousID || id.Type == cdp.MPID {
+		return nil
+	}
+	for _, f := range hashFormats {
+		hashed := keys.HashedIndex(id.Type, f.name, hex.EncodeToString(f.sum([]byte(id.Value))))
+		if _, err := q.ExecContext(ctx, `INSERT INTO identity_hashes (workspace_id, hashed, blind) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+			ws, hashed, []byte(blind)); err != nil {
+			return d.translate(err)
+		}
 	}
 	return nil
 }
@@ -618,8 +726,12 @@ func upsertGroup(ctx context.Context, q querier, d dialect, p cdp.ProfileID, key
 	return d.translate(err)
 }
 
-// flush writes the buffered timeline rows and profile counters.
+// flush writes the buffered timeline rows, profile counters, delivery
+// records and outbox rows.
 func (a *applier) flush(ctx context.Context) error {
+	if err := a.flushForwarding(ctx); err != nil {
+		return err
+	}
 	const cols = 10
 	for start := 0; start < len(a.pending); start += rowsPerStatement {
 		chunk := a.pending[start:min(start+rowsPerStatement, len(a.pending))]

@@ -59,18 +59,37 @@ func (s *Profiles) RewrapKeys(ctx context.Context, ws cdp.WorkspaceID) (int, err
 	}
 }
 
-// DestroyKey crypto-shreds a profile: its wrapped data key is deleted, so
-// everything sealed under it (in this database, in backups of it, in queued
-// deliveries) can no longer be decrypted by anyone. Rows are left for the
+// DestroyKey crypto-shreds a profile: its wrapped data key, and those of
+// the profiles merged into it, are deleted, so everything sealed under them
+// (in this database, in backups of it, in queued deliveries and dead
+// letters) can no longer be decrypted by anyone. Rows are left for the
 // caller to delete. NotFound if the workspace has no such live profile.
 func (s *Profiles) DestroyKey(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID) error {
-	res, err := s.db.wr().ExecContext(ctx, `UPDATE profiles SET data_key = NULL WHERE id = $1 AND workspace_id = $2 AND data_key IS NOT NULL`, id, ws)
-	if err != nil {
+	var merged []cdp.ProfileID
+	err := s.db.tx(ctx, func(tx querier) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM profiles WHERE merged_into = $1 AND workspace_id = $2`, id, ws)
+		if err != nil {
+			return s.db.dialect.translate(err)
+		}
+		for rows.Next() {
+			var p cdp.ProfileID
+			if err := rows.Scan(&p); err != nil {
+				rows.Close()
+				return err
+			}
+			merged = append(merged, p)
+		}
+		rows.Close()
+		res, err := tx.ExecContext(ctx, `UPDATE profiles SET data_key = NULL WHERE id = $1 AND workspace_id = $2 AND data_key IS NOT NULL AND merged_into IS NULL`, id, ws)
+		if err != nil {
+			return s.db.dialect.translate(err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return cdp.Errorf(cdp.NotFound, "profile not found")
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE profiles SET data_key = NULL WHERE merged_into = $1 AND workspace_id = $2`, id, ws)
 		return s.db.dialect.translate(err)
-	}
-	s.keys.drop(id)
-	if n, _ := res.RowsAffected(); n == 0 {
-		return cdp.Errorf(cdp.NotFound, "profile not found")
-	}
-	return nil
+	})
+	s.keys.drop(append(merged, id)...)
+	return err
 }

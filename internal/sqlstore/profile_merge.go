@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/custos-cdp/custos/internal/cdp"
+	"github.com/custos-cdp/custos/internal/consent"
 	"github.com/custos-cdp/custos/internal/eventcodec"
 	"github.com/custos-cdp/custos/internal/identity"
 	"github.com/custos-cdp/custos/internal/vault"
@@ -57,6 +58,16 @@ func (a *applier) merge(ctx context.Context, keys *vault.Keys, survivor cdp.Prof
 	if _, err := mv.events(ctx, m.From, survivor, from, to, nil); err != nil {
 		return err
 	}
+	survivorLedger, err := a.ledger(ctx, survivor)
+	if err != nil {
+		return err
+	}
+	movedLedger, err := mv.ledger(ctx, m.From, survivor, from, to, nil)
+	if err != nil {
+		return err
+	}
+	a.ledgers[survivor] = append(append([]cdp.ConsentEntry{}, survivorLedger...), movedLedger...)
+	delete(a.ledgers, m.From)
 	if err := mv.traits(ctx, m.From, survivor, from, to); err != nil {
 		return err
 	}
@@ -69,21 +80,39 @@ func (a *applier) merge(ctx context.Context, keys *vault.Keys, survivor cdp.Prof
 		m.From, now, survivor); err != nil {
 		return a.s.db.dialect.translate(err)
 	}
+	// The merged profile keeps its data key while it is a tombstone: queued
+	// deliveries and dead letters sealed under it stay readable, and an
+	// erasure of the survivor destroys it with the survivor's.
 	if _, err := a.tx.ExecContext(ctx,
-		`UPDATE profiles SET merged_into = $1, data_key = NULL, event_count = 0, updated_at = $2 WHERE id = $3`,
+		`UPDATE profiles SET merged_into = $1, event_count = 0, updated_at = $2 WHERE id = $3`,
 		survivor, now, m.From); err != nil {
 		return a.s.db.dialect.translate(err)
 	}
 	// Profiles merged into From earlier now point at the survivor, so an old
-	// profile id is one hop from its live profile.
+	// profile id is one hop from its live profile (and an erasure of the
+	// survivor finds every tombstone).
 	if _, err := a.tx.ExecContext(ctx, `UPDATE profiles SET merged_into = $1 WHERE merged_into = $2`, survivor, m.From); err != nil {
 		return a.s.db.dialect.translate(err)
 	}
+	mergeID := newMergeID()
 	if _, err := a.tx.ExecContext(ctx,
 		`INSERT INTO merges (id, workspace_id, survivor_id, merged_id, rule, message_id, source_id, moved, created_at)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		newMergeID(), ev.WorkspaceID, survivor, m.From, m.Rule, ev.MessageID, ev.SourceID, bytes.Join(moved, nil), now); err != nil {
+		mergeID, ev.WorkspaceID, survivor, m.From, m.Rule, ev.MessageID, ev.SourceID, bytes.Join(moved, nil), now); err != nil {
 		return a.s.db.dialect.translate(err)
+	}
+	// For opt-out purposes the most restrictive state of the two wins.
+	voc, err := a.s.consent.Vocabulary(ctx, ev.WorkspaceID)
+	if err != nil {
+		return err
+	}
+	carried := consent.MergeCarryOver(survivorLedger, movedLedger, voc.Purposes, ev.ReceivedAt)
+	for i := range carried {
+		carried[i].ID, carried[i].WorkspaceID, carried[i].Profile, carried[i].Origin = newEntryID(), ev.WorkspaceID, survivor, survivor
+		carried[i].MergeID = mergeID
+	}
+	if err := a.appendLedger(ctx, survivor, to, carried); err != nil {
+		return err
 	}
 	for _, b := range moved {
 		a.owners[string(b)] = survivor
@@ -143,11 +172,11 @@ func (m mover) identities(ctx context.Context, from, to cdp.ProfileID, fk, tk *v
 }
 
 // events moves the timeline of from to to: every event, or those keep
-// accepts. It returns how many moved.
-func (m mover) events(ctx context.Context, from, to cdp.ProfileID, fk, tk *vault.DataKey, keep func(*cdp.Event) bool) (int, error) {
+// accepts. It returns the message ids of those that moved.
+func (m mover) events(ctx context.Context, from, to cdp.ProfileID, fk, tk *vault.DataKey, keep func(*cdp.Event) bool) (map[string]bool, error) {
 	rows, err := m.q.QueryContext(ctx, `SELECT seq, source_id, message_id, payload FROM events WHERE profile_id = $1`, from)
 	if err != nil {
-		return 0, m.d.translate(err)
+		return nil, m.d.translate(err)
 	}
 	type row struct {
 		seq           int64
@@ -159,25 +188,25 @@ func (m mover) events(ctx context.Context, from, to cdp.ProfileID, fk, tk *vault
 		var r row
 		if err := rows.Scan(&r.seq, &r.src, &r.mid, &r.payload); err != nil {
 			rows.Close()
-			return 0, err
+			return nil, err
 		}
 		all = append(all, r)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, m.d.translate(err)
+		return nil, m.d.translate(err)
 	}
-	n := 0
+	moved := map[string]bool{}
 	for _, r := range all {
 		ad := eventAD(cdp.SourceID(r.src), r.mid)
 		pt, err := fk.Open(r.payload, ad)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		if keep != nil {
 			ev, err := eventcodec.DecodeOne(pt)
 			if err != nil {
-				return 0, err
+				return nil, err
 			}
 			if !keep(&ev) {
 				continue
@@ -185,11 +214,11 @@ func (m mover) events(ctx context.Context, from, to cdp.ProfileID, fk, tk *vault
 		}
 		if _, err := m.q.ExecContext(ctx, `UPDATE events SET profile_id = $1, payload = $2 WHERE seq = $3`,
 			to, tk.Seal(nil, pt, ad), r.seq); err != nil {
-			return 0, m.d.translate(err)
+			return nil, m.d.translate(err)
 		}
-		n++
+		moved[r.mid] = true
 	}
-	return n, nil
+	return moved, nil
 }
 
 // traits moves from's traits onto to, each keeping the later write.
@@ -322,13 +351,14 @@ func (s *Profiles) Split(ctx context.Context, ws cdp.WorkspaceID, id cdp.MergeID
 		if err != nil {
 			return err
 		}
-		mk, wrapped, err := keys.NewDataKey(string(out.Merged))
+		// The merged profile comes back with the data key it kept as a
+		// tombstone, so what was queued under it stays readable.
+		mk, err := s.openKey(ctx, tx, keys, out.Merged)
 		if err != nil {
-			return err
+			return cdp.Wrap(cdp.Conflict, "profile_erased", err, "the merged profile's data is gone")
 		}
 		now := micros(s.now())
-		if _, err := tx.ExecContext(ctx, `UPDATE profiles SET merged_into = NULL, data_key = $1, updated_at = $2 WHERE id = $3`,
-			wrapped, now, out.Merged); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE profiles SET merged_into = NULL, updated_at = $1 WHERE id = $2`, now, out.Merged); err != nil {
 			return s.db.dialect.translate(err)
 		}
 		back := map[string]bool{}
@@ -343,7 +373,7 @@ func (s *Profiles) Split(ctx context.Context, ws cdp.WorkspaceID, id cdp.MergeID
 		for _, b := range mustBlinds(ctx, tx, s.db.dialect, holder) {
 			stays[b] = true
 		}
-		if _, err := mv.events(ctx, holder, out.Merged, hk, mk, func(ev *cdp.Event) bool {
+		movedEvents, err := mv.events(ctx, holder, out.Merged, hk, mk, func(ev *cdp.Event) bool {
 			own, other := false, false
 			for _, id := range ev.Identities {
 				b := string(keys.BlindIndex(id))
@@ -351,8 +381,19 @@ func (s *Profiles) Split(ctx context.Context, ws cdp.WorkspaceID, id cdp.MergeID
 				other = other || stays[b]
 			}
 			return own && !other
+		})
+		if err != nil {
+			return err
+		}
+		// Consent goes back with what carried it; what the merge decided
+		// for the pair is undone.
+		if _, err := mv.ledger(ctx, holder, out.Merged, hk, mk, func(e cdp.ConsentEntry) bool {
+			return e.MergeID == "" && (e.Origin == out.Merged || movedEvents[e.MessageID])
 		}); err != nil {
 			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM consent_ledger WHERE merge_id = $1`, id); err != nil {
+			return s.db.dialect.translate(err)
 		}
 		for _, p := range []struct {
 			id cdp.ProfileID

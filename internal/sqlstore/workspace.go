@@ -49,6 +49,11 @@ func (s *Workspaces) Bootstrap(ctx context.Context, b Bootstrap) (bool, error) {
 		if err := insertToken(ctx, tx, b.Token, b.TokenHash); err != nil {
 			return s.db.dialect.translate(err)
 		}
+		for _, p := range defaultPurposes(b.Workspace.ID, b.Workspace.CreatedAt) {
+			if err := insertPurpose(ctx, tx, p); err != nil {
+				return s.db.dialect.translate(err)
+			}
+		}
 		created = true
 		return nil
 	})

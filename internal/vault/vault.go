@@ -267,3 +267,27 @@ func (k *Keys) RewrapDataKey(ctx context.Context, owner string, wrapped []byte) 
 	defer clear(raw)
 	return k.master.Encrypt(raw, dataKeyAD(k.ws, owner))
 }
+
+// SealWithRoot encrypts a deployment secret (a feed's secret, a signing
+// key) under the root key, bound to ad.
+func (v *Vault) SealWithRoot(plaintext, ad []byte) ([]byte, error) {
+	return v.root.aead.Encrypt(plaintext, ad)
+}
+
+// OpenWithRoot decrypts what SealWithRoot sealed with the same ad.
+func (v *Vault) OpenWithRoot(sealed, ad []byte) ([]byte, error) {
+	pt, err := v.root.aead.Decrypt(sealed, ad)
+	if err != nil {
+		return nil, ErrUnreadable
+	}
+	return pt, nil
+}
+
+// HashedIndex is the keyed hash under which an identity is found when a
+// request names it by a hash of its value (format sha256, sha1 or md5;
+// hexHash lower-case hex), as data subject requests may.
+func (k *Keys) HashedIndex(t cdp.IdentityType, format, hexHash string) []byte {
+	m := hmac.New(sha256.New, k.indexKey)
+	m.Write([]byte("hashed\x00" + format + "\x00" + string(t) + "\x00" + hexHash))
+	return m.Sum(nil)
+}
