@@ -35,6 +35,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		verifyTimeout = fs.Duration("verify-timeout", loadgen.DefaultVerifyTimeout, "how long to wait for every acknowledged event to be stored")
 		gzipBodies    = fs.Bool("gzip", false, "send gzip-compressed bodies")
 		asJSON        = fs.Bool("json", false, "print the report as JSON")
+		rate          = fs.Float64("rate", 0, "requests per second in all; 0 sends as fast as answers come")
 	)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: custos bench [flags]\n\nSends load to a running server, reports acknowledged events/s and latency,\nthen checks through the admin API that every acknowledged event was stored once.\n\n")
@@ -70,7 +71,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		*warmup = -1 // loadgen reads 0 as its default and a negative warm-up as none
 	}
 
-	rep, err := loadgen.Run(ctx, loadgen.Config{
+	rep, err := loadgen.Run(ctx, loadgen.Config{Rate: *rate,
 		URL: *baseURL, WriteKey: *writeKey, WriteSecret: *writeSecret, AdminToken: *adminToken,
 		Format: *format, BatchSize: *batch, Concurrency: *concurrency,
 		Duration: *duration, Requests: *requests, Users: *users, Warmup: *warmup,

@@ -35,6 +35,12 @@ type config struct {
 	DebugAddr       string
 	AllowPrivate    bool
 	MaxRetryDelay   time.Duration
+	PublicURL       string
+	DSRDomain       string
+	DSRKeyFile      string
+	DSRCertFile     string
+	DSRWaiting      time.Duration
+	DSRResultsTTL   time.Duration
 
 	// Bootstrap fixes the first start's credentials; environment only.
 	Bootstrap bootstrapCredentials
@@ -97,7 +103,13 @@ func (c *config) options() []option {
 		{"max-pending-bytes", "CUSTOS_MAX_PENDING_BYTES", "67108864", "accepted bytes waiting for a log write before the gateway answers 503", int64Opt(&c.MaxPendingBytes)},
 		{"shutdown-timeout", "CUSTOS_SHUTDOWN_TIMEOUT", "30s", "time to drain in-flight work on SIGTERM", durationOpt(&c.ShutdownTimeout)},
 		{"request-timeout", "CUSTOS_REQUEST_TIMEOUT", "30s", "deadline of each HTTP request", durationOpt(&c.RequestTimeout)},
-		{"roles", "CUSTOS_ROLES", "gateway,processor,router,api", "what this process does: any of gateway (ingestion), processor (applies the log), router (delivers to destinations), api (admin API)", stringOpt(&c.Roles)},
+		{"roles", "CUSTOS_ROLES", "gateway,processor,router,dsr,api", "what this process does: any of gateway (ingestion), processor (applies the log), router (delivers to destinations), dsr (data subject requests), api (admin and OpenDSR APIs)", stringOpt(&c.Roles)},
+		{"public-url", "CUSTOS_PUBLIC_URL", "", "where this deployment is reached from outside (export links, OpenDSR certificate and callbacks); empty means http://<addr>", stringOpt(&c.PublicURL)},
+		{"dsr-domain", "CUSTOS_DSR_DOMAIN", "", "processor domain in OpenDSR signatures; empty means the public URL's host", stringOpt(&c.DSRDomain)},
+		{"dsr-key-file", "CUSTOS_DSR_KEY_FILE", "", "PEM RSA key that signs OpenDSR answers; empty means one created on first start and kept sealed in the database", stringOpt(&c.DSRKeyFile)},
+		{"dsr-cert-file", "CUSTOS_DSR_CERT_FILE", "", "PEM certificate of the OpenDSR key (with --dsr-key-file)", stringOpt(&c.DSRCertFile)},
+		{"dsr-waiting-period", "CUSTOS_DSR_WAITING_PERIOD", "0s", "time between receipt and the start of work on a request, during which it can be cancelled", durationOpt(&c.DSRWaiting)},
+		{"dsr-results-ttl", "CUSTOS_DSR_RESULTS_TTL", "168h", "how long an access or portability export can be downloaded", durationOpt(&c.DSRResultsTTL)},
 		{"forward-max-retry-delay", "CUSTOS_FORWARD_MAX_RETRY_DELAY", "5m", "longest wait between two attempts of a delivery (backoff is exponential with jitter)", durationOpt(&c.MaxRetryDelay)},
 		{"allow-private-networks", "CUSTOS_ALLOW_PRIVATE_NETWORKS", "false", "let destinations and callbacks reach loopback, private and link-local addresses (tests, local trials)", boolOpt(&c.AllowPrivate)},
 		{"debug-addr", "CUSTOS_DEBUG_ADDR", "", "address for Go's pprof handlers (keep it on loopback); empty means off", stringOpt(&c.DebugAddr)},
@@ -172,9 +184,9 @@ func (c *config) validate() error {
 	}
 	for _, r := range strings.Split(c.Roles, ",") {
 		switch strings.TrimSpace(r) {
-		case "gateway", "processor", "router", "api":
+		case "gateway", "processor", "router", "dsr", "api":
 		default:
-			return errors.New("--roles takes a comma-separated list of gateway, processor, router and api")
+			return errors.New("--roles takes a comma-separated list of gateway, processor, router, dsr and api")
 		}
 	}
 	switch c.LogLevel {

@@ -33,6 +33,7 @@ commands:
             or on PostgreSQL + external NATS with --database-url and --nats-url
   migrate   apply database migrations and exit
   keys      key management: "custos keys rotate" adds a master key version and rewraps data keys
+  dsr       "custos dsr reapply" re-applies every completed erasure (after a database restore)
   bench     send realistic load to a running server and report throughput and latency
   bench-processing
             measure the processor stage alone on a generated workload
@@ -56,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = migrateCommand(ctx, args[1:], stderr)
 	case "keys":
 		err = keysCommand(ctx, args[1:], stdout, stderr)
+	case "dsr":
+		err = dsrCommand(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = benchCommand(ctx, args[1:], stdout, stderr)
 	case "bench-processing":

@@ -170,7 +170,19 @@ func start(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		}
 	}
 
+	if s.listener, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
 	mux := http.NewServeMux()
+	if cfg.has("api") || cfg.has("dsr") {
+		dsrAPI, err := s.startDSR(ctx, bgCtx, cfg, profiles, v, reg)
+		if err != nil {
+			return nil, fmt.Errorf("data subject requests: %w", err)
+		}
+		if cfg.has("api") {
+			dsrAPI.Register(mux)
+		}
+	}
 	if cfg.has("gateway") {
 		ingest.New(ingest.Config{Limits: ingest.DefaultLimits(), Logger: log, Registerer: reg, Consent: consentMapper{profiles.Consent()}},
 			auth.NewSources(s.db.Sources(), 0), s.eventLog).Register(mux)
@@ -192,9 +204,6 @@ func start(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	if s.listener, err = net.Listen("tcp", cfg.Addr); err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
 	}
 	return s, nil
 }

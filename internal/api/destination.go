@@ -54,6 +54,7 @@ type destinationJSON struct {
 		MaxAgeSeconds  int64    `json:"max_age_seconds,omitempty"`
 		TimeoutSeconds int64    `json:"timeout_seconds,omitempty"`
 		PinSHA256      []string `json:"pin_sha256,omitempty"`
+		OpenDSRURL     string   `json:"opendsr_url,omitempty"`
 	} `json:"settings"`
 	Sources []string `json:"sources"`
 	Filter  struct {
@@ -85,7 +86,7 @@ func toDestinationJSON(d cdp.Destination) destinationJSON {
 	j.HasCredentials = len(d.CredentialsSealed) > 0
 	j.Settings.BatchSize, j.Settings.MaxAttempts = d.Settings.BatchSize, d.Settings.MaxAttempts
 	j.Settings.MaxAgeSeconds, j.Settings.TimeoutSeconds = int64(d.Settings.MaxAge/time.Second), int64(d.Settings.Timeout/time.Second)
-	j.Settings.PinSHA256 = d.Settings.PinSHA256
+	j.Settings.PinSHA256, j.Settings.OpenDSRURL = d.Settings.PinSHA256, d.Settings.OpenDSRURL
 	j.Sources = strs(d.Sources)
 	j.Filter.IncludeTypes, j.Filter.ExcludeTypes = strs(d.Filter.IncludeTypes), strs(d.Filter.ExcludeTypes)
 	j.Filter.IncludeEvents, j.Filter.ExcludeEvents = d.Filter.IncludeEvents, d.Filter.ExcludeEvents
@@ -128,7 +129,9 @@ func (a *API) fromDestinationJSON(ctx context.Context, ws cdp.WorkspaceID, j des
 		return cdp.Reason(cdp.Invalid, "invalid_name", "name is required, at most 200 characters")
 	}
 	d.Name, d.Enabled, d.Endpoint = j.Name, j.Enabled, j.Endpoint
-	if !strings.HasPrefix(j.Endpoint, "file://") {
+	// A warehouse's address is its database URL, a credential; raw files
+	// have a directory. Other endpoints are URLs Custos will call.
+	if d.Type != cdp.DestinationWarehouse && !strings.HasPrefix(j.Endpoint, "file://") {
 		if err := a.deps.Forwarding.CheckURL(j.Endpoint); err != nil {
 			return err
 		}
@@ -138,7 +141,13 @@ func (a *API) fromDestinationJSON(ctx context.Context, ws cdp.WorkspaceID, j des
 		return cdp.Reason(cdp.Invalid, "invalid_settings", "batch_size 1..1000, max_attempts 1..1000, timeout_seconds up to 300, max_age_seconds positive")
 	}
 	d.Settings = cdp.DestinationSettings{BatchSize: s.BatchSize, MaxAttempts: s.MaxAttempts,
-		MaxAge: time.Duration(s.MaxAgeSeconds) * time.Second, Timeout: time.Duration(s.TimeoutSeconds) * time.Second, PinSHA256: s.PinSHA256}
+		MaxAge: time.Duration(s.MaxAgeSeconds) * time.Second, Timeout: time.Duration(s.TimeoutSeconds) * time.Second, PinSHA256: s.PinSHA256,
+		OpenDSRURL: s.OpenDSRURL}
+	if s.OpenDSRURL != "" {
+		if err := a.deps.Forwarding.CheckURL(s.OpenDSRURL); err != nil {
+			return err
+		}
+	}
 	d.Sources = typed[cdp.SourceID](j.Sources)
 	for _, t := range append(append([]string{}, j.Filter.IncludeTypes...), j.Filter.ExcludeTypes...) {
 		if !cdp.EventType(t).Valid() {

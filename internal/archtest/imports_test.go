@@ -16,7 +16,7 @@ const module = "github.com/custos-cdp/custos"
 // never each other.
 var adapters = []string{
 	"internal/sqlstore", "internal/bus", "internal/api", "internal/ingest",
-	"internal/web", "internal/loadgen", "internal/destinations",
+	"internal/web", "internal/loadgen", "internal/destinations", "internal/dsrapi",
 }
 
 func isAdapter(rel string) bool {

@@ -86,6 +86,11 @@ type DestinationSettings struct {
 	// SubjectPublicKeyInfo; when set, a connection whose chain holds none of
 	// them is refused.
 	PinSHA256 []string
+	// OpenDSRURL is the tool's OpenDSR processor API (ending in /opendsr/v1
+	// or the like), when it has one: erasures reach it as controller
+	// requests. The bearer token for it is "opendsr_token" in the
+	// destination's credentials.
+	OpenDSRURL string
 }
 
 // DeliveryKind says what a delivery carries.

@@ -100,3 +100,67 @@ type ErasureCounts struct {
 	Exports        int `json:"exports"`
 	DataKeys       int `json:"data_keys"`
 }
+
+// DSRPreview is what a request would touch.
+type DSRPreview struct {
+	Profiles       int
+	Events         int
+	ConsentEntries int
+	Identities     int
+	Destinations   []DestinationID // that received some of the person's data
+}
+
+// Recipient is a destination that received some of a person's data
+// (GDPR Art. 15 and 19).
+type Recipient struct {
+	Destination DestinationID
+	Kinds       []string // event, consent
+	Count       int
+	First, Last time.Time
+}
+
+// DSRBundle is everything held about a person, decrypted, for an access or
+// portability export. It is personal data.
+type DSRBundle struct {
+	Profiles   []Profile
+	Events     []StoredEvent
+	Consent    []ConsentEntry
+	Merges     []Merge
+	Recipients []Recipient
+}
+
+// DSRCallback is a status callback owed to a controller.
+type DSRCallback struct {
+	ID          string
+	WorkspaceID WorkspaceID
+	RequestID   string
+	URL         string
+	Status      DSRStatus
+	Body        []byte
+	Attempts    int
+	NextAt      time.Time
+}
+
+// DSRCallbackAttempt is one attempt of a callback.
+type DSRCallbackAttempt struct {
+	URL        string
+	Status     string
+	Attempt    int
+	At         time.Time
+	HTTPStatus int
+	Error      string
+	Done       bool
+}
+
+// AuditRecord is one entry of the tamper-evident log: its hash covers its
+// content and the hash of the entry before it.
+type AuditRecord struct {
+	Seq         int64
+	WorkspaceID WorkspaceID
+	Kind        string // "dsr", "operator"
+	Subject     string
+	Record      json.RawMessage
+	PrevHash    string
+	Hash        string
+	CreatedAt   time.Time
+}

@@ -33,7 +33,8 @@ type Role string
 
 // The roles, from most to least powerful.
 const (
-	RoleOwner Role = "owner"
+	RoleOwner Role = "owner" // everything
+	RoleDSR   Role = "dsr"   // data subject requests only (the OpenDSR API)
 )
 
 // APIToken is a bearer credential for the admin APIs. Only its hash is stored.

@@ -69,6 +69,9 @@ type Config struct {
 	VerifyTimeout time.Duration
 	Gzip          bool      // send gzip-compressed bodies
 	Out           io.Writer // progress lines; nil discards them
+	// Rate paces sending to this many requests per second in all (spread
+	// evenly over the workers); zero sends as fast as answers come.
+	Rate float64
 }
 
 // Report is what a run did. The rates, latencies and errors cover the

@@ -81,7 +81,23 @@ func newWorker(r *run, id int) *worker {
 
 func (w *worker) loop(ctx context.Context) {
 	n := w.r.cfg.BatchSize
+	var (
+		next     time.Time
+		interval time.Duration
+	)
+	if rate := w.r.cfg.Rate; rate > 0 {
+		// Each worker sends every Concurrency/Rate seconds, the workers
+		// offset from each other, so the total is Rate.
+		interval = time.Duration(float64(w.r.cfg.Concurrency) / rate * float64(time.Second))
+		next = time.Now().Add(time.Duration(w.id) * interval / time.Duration(max(w.r.cfg.Concurrency, 1)))
+	}
 	for w.mayStart(ctx) {
+		if interval > 0 {
+			if d := time.Until(next); d > 0 && !w.pause(ctx, d) {
+				return
+			}
+			next = next.Add(interval)
+		}
 		first := w.seq
 		w.seq += uint64(n)
 		for range n {

@@ -7,12 +7,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/custos-cdp/custos/internal/cdp"
 	"github.com/custos-cdp/custos/internal/consent"
 	"github.com/custos-cdp/custos/internal/eventcodec"
 	"github.com/custos-cdp/custos/internal/forward"
+	"github.com/custos-cdp/custos/internal/vault"
 )
 
 // Deliveries is the router's side of the store: it opens queued
@@ -25,13 +27,21 @@ func (s *Profiles) Deliveries() *Deliveries { return &Deliveries{p: s} }
 // Open decrypts a queued delivery with its person's key. NotFound when the
 // key is gone: the person was erased, and the delivery must not go out.
 func (s *Deliveries) Open(ctx context.Context, ws cdp.WorkspaceID, profile cdp.ProfileID, dest cdp.DestinationID, sealed []byte) (cdp.Delivery, error) {
-	keys, err := s.p.vault.Keys(ctx, ws)
-	if err != nil {
-		return cdp.Delivery{}, err
-	}
-	dk, err := s.p.key(ctx, keys, profile)
-	if err != nil {
-		return cdp.Delivery{}, err
+	var dk *vault.DataKey
+	if req, ok := strings.CutPrefix(string(profile), erasureProfilePrefix); ok {
+		k, err := s.openErasureKey(ctx, ws, req)
+		if err != nil {
+			return cdp.Delivery{}, err
+		}
+		dk = k
+	} else {
+		keys, err := s.p.vault.Keys(ctx, ws)
+		if err != nil {
+			return cdp.Delivery{}, err
+		}
+		if dk, err = s.p.key(ctx, keys, profile); err != nil {
+			return cdp.Delivery{}, err
+		}
 	}
 	pt, err := dk.Open(sealed, outboxAD(DeliverTopic(dest)))
 	if err != nil {
@@ -392,4 +402,114 @@ func (s *Deliveries) Records(ctx context.Context, ws cdp.WorkspaceID, profile cd
 		out[r.MessageID] = append(out[r.MessageID], r)
 	}
 	return out, rows.Err()
+}
+
+// openErasureKey opens a request's erasure key; NotFound once the request
+// completed and the key was destroyed.
+func (s *Deliveries) openErasureKey(ctx context.Context, ws cdp.WorkspaceID, requestID string) (*vault.DataKey, error) {
+	var sealed []byte
+	err := s.p.db.rd().QueryRowContext(ctx, `SELECT erase_key_sealed FROM dsr_requests WHERE workspace_id = $1 AND id = $2`, ws, requestID).Scan(&sealed)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && sealed == nil) {
+		return nil, cdp.Errorf(cdp.NotFound, "erasure key gone")
+	}
+	if err != nil {
+		return nil, s.p.db.dialect.translate(err)
+	}
+	raw, err := s.p.vault.OpenWithRoot(sealed, []byte("custos/erase-key/"+string(ws)+"/"+requestID))
+	if err != nil {
+		return nil, err
+	}
+	return vault.NewDataKey(raw)
+}
+
+// DeliveryState returns where one delivery stands; NotFound if there is no
+// record of it.
+func (s *Deliveries) DeliveryState(ctx context.Context, dest cdp.DestinationID, key string) (cdp.DeliveryRecord, error) {
+	db := s.p.db
+	var (
+		r         cdp.DeliveryRecord
+		status    string
+		updated   int64
+		delivered sql.NullInt64
+	)
+	err := db.rd().QueryRowContext(ctx, `SELECT message_id, profile_id, status, reason, attempts, last_error, updated_at, delivered_at FROM deliveries
+		WHERE destination_id = $1 AND delivery_key = $2`, dest, key).Scan(&r.MessageID, &r.Profile, &status, &r.Reason, &r.Attempts, &r.LastError, &updated, &delivered)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, cdp.Errorf(cdp.NotFound, "no such delivery")
+	}
+	if err != nil {
+		return r, db.dialect.translate(err)
+	}
+	r.DestinationID, r.Status, r.UpdatedAt = dest, cdp.DeliveryStatus(status), fromMicros(updated)
+	if delivered.Valid {
+		r.DeliveredAt = fromMicros(delivered.Int64)
+	}
+	return r, nil
+}
+
+// erasureProfilePrefix marks outbox records of erasure notices: they are
+// sealed under their request's erasure key, not a person's data key, since
+// the person's key is destroyed by the erasure they announce.
+const erasureProfilePrefix = "dsr:"
+
+// QueueErasure puts an erasure notice for one destination in its queue,
+// sealed under the request's erasure key (created on first use, destroyed
+// when the request completes), and records the delivery. It returns the
+// delivery's key.
+func (s *Deliveries) QueueErasure(ctx context.Context, d cdp.Destination, requestID string, profile cdp.ProfileID, erasure cdp.Erasure, at time.Time) (string, error) {
+	db := s.p.db
+	key := forward.DeliveryKey(d.ID, cdp.DeliverErasure, "", string(profile), requestID)
+	var out string
+	err := db.tx(ctx, func(tx querier) error {
+		ek, err := s.erasureKey(ctx, tx, d.WorkspaceID, requestID)
+		if err != nil {
+			return err
+		}
+		del := cdp.Delivery{DestinationID: d.ID, WorkspaceID: d.WorkspaceID, Profile: profile, Kind: cdp.DeliverErasure, Key: key,
+			MessageID: requestID, Identities: forward.MinimiseIdentities(&d.Minimisation, erasure.Identities), Erasure: &erasure, CreatedAt: at}
+		b, err := forward.EncodeDelivery(&del)
+		if err != nil {
+			return err
+		}
+		topic := DeliverTopic(d.ID)
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO deliveries (destination_id, delivery_key, workspace_id, profile_id, kind, message_id, status, reason, attempts, last_error, created_at, updated_at)
+			 VALUES ($1, $2, $3, $4, 'erasure', $5, 'pending', '', 0, '', $6, $6) ON CONFLICT (destination_id, delivery_key) DO NOTHING`,
+			d.ID, key, d.WorkspaceID, erasureProfilePrefix+requestID, requestID, micros(at)); err != nil {
+			return db.dialect.translate(err)
+		}
+		out = key
+		return insertOutboxRows(ctx, tx, db.dialect, []outboxRow{{ws: d.WorkspaceID, profile: cdp.ProfileID(erasureProfilePrefix + requestID),
+			topic: topic, payload: ek.Seal(nil, b, outboxAD(topic)), at: micros(at)}})
+	})
+	return out, err
+}
+
+// erasureKey returns a request's erasure key, creating it on first use.
+func (s *Deliveries) erasureKey(ctx context.Context, q querier, ws cdp.WorkspaceID, requestID string) (*vault.DataKey, error) {
+	db := s.p.db
+	var sealed []byte
+	if err := q.QueryRowContext(ctx, `SELECT erase_key_sealed FROM dsr_requests WHERE workspace_id = $1 AND id = $2`, ws, requestID).Scan(&sealed); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, cdp.Errorf(cdp.NotFound, "no such request")
+		}
+		return nil, db.dialect.translate(err)
+	}
+	ad := []byte("custos/erase-key/" + string(ws) + "/" + requestID)
+	if sealed == nil {
+		raw := make([]byte, 32)
+		_, _ = rand.Read(raw)
+		var err error
+		if sealed, err = s.p.vault.SealWithRoot(raw, ad); err != nil {
+			return nil, err
+		}
+		if _, err := q.ExecContext(ctx, `UPDATE dsr_requests SET erase_key_sealed = $1 WHERE workspace_id = $2 AND id = $3`, sealed, ws, requestID); err != nil {
+			return nil, db.dialect.translate(err)
+		}
+	}
+	raw, err := s.p.vault.OpenWithRoot(sealed, ad)
+	if err != nil {
+		return nil, err
+	}
+	return vault.NewDataKey(raw)
 }

@@ -37,6 +37,7 @@ type destinationConfig struct {
 		MaxAge      int64    `json:"max_age_ms,omitempty"`
 		Timeout     int64    `json:"timeout_ms,omitempty"`
 		PinSHA256   []string `json:"pin_sha256,omitempty"`
+		OpenDSRURL  string   `json:"opendsr_url,omitempty"`
 	} `json:"settings"`
 	Sources         []string `json:"sources,omitempty"`
 	IncludeTypes    []string `json:"include_types,omitempty"`
@@ -77,7 +78,7 @@ func toConfig(d *cdp.Destination) destinationConfig {
 	var c destinationConfig
 	c.Settings.BatchSize, c.Settings.MaxAttempts = d.Settings.BatchSize, d.Settings.MaxAttempts
 	c.Settings.MaxAge, c.Settings.Timeout = d.Settings.MaxAge.Milliseconds(), d.Settings.Timeout.Milliseconds()
-	c.Settings.PinSHA256 = d.Settings.PinSHA256
+	c.Settings.PinSHA256, c.Settings.OpenDSRURL = d.Settings.PinSHA256, d.Settings.OpenDSRURL
 	c.Sources = strs(d.Sources)
 	c.IncludeTypes, c.ExcludeTypes = strs(d.Filter.IncludeTypes), strs(d.Filter.ExcludeTypes)
 	c.IncludeEvents, c.ExcludeEvents = d.Filter.IncludeEvents, d.Filter.ExcludeEvents
@@ -91,7 +92,7 @@ func toConfig(d *cdp.Destination) destinationConfig {
 func (c destinationConfig) apply(d *cdp.Destination) {
 	d.Settings = cdp.DestinationSettings{BatchSize: c.Settings.BatchSize, MaxAttempts: c.Settings.MaxAttempts,
 		MaxAge: time.Duration(c.Settings.MaxAge) * time.Millisecond, Timeout: time.Duration(c.Settings.Timeout) * time.Millisecond,
-		PinSHA256: c.Settings.PinSHA256}
+		PinSHA256: c.Settings.PinSHA256, OpenDSRURL: c.Settings.OpenDSRURL}
 	d.Sources = typed[cdp.SourceID](c.Sources)
 	d.Filter = cdp.EventFilter{IncludeTypes: typed[cdp.EventType](c.IncludeTypes), ExcludeTypes: typed[cdp.EventType](c.ExcludeTypes),
 		IncludeEvents: c.IncludeEvents, ExcludeEvents: c.ExcludeEvents}

@@ -13,6 +13,10 @@ type DataKey struct {
 	gcm cipher.AEAD
 }
 
+// NewDataKey makes a DataKey of 32 raw bytes, for keys kept outside the
+// per-person hierarchy (a request's erasure key).
+func NewDataKey(raw []byte) (*DataKey, error) { return newDataKey(raw) }
+
 func newDataKey(raw []byte) (*DataKey, error) {
 	if len(raw) != 32 {
 		return nil, errors.New("data key: want 32 bytes")

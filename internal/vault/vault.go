@@ -291,3 +291,31 @@ func (k *Keys) HashedIndex(t cdp.IdentityType, format, hexHash string) []byte {
 	m.Write([]byte("hashed\x00" + format + "\x00" + string(t) + "\x00" + hexHash))
 	return m.Sum(nil)
 }
+
+// SystemSecret returns a deployment-wide secret of any size, stored sealed
+// under the root key, creating it with make on first use. Every process of
+// a deployment gets the same one (the OpenDSR signing key, say).
+func (v *Vault) SystemSecret(ctx context.Context, name string, make func() ([]byte, error)) ([]byte, error) {
+	ad := []byte("custos/system-secret/" + name)
+	sealed, err := v.store.SystemKey(ctx, name)
+	if cdp.IsKind(err, cdp.NotFound) {
+		raw, err := make()
+		if err != nil {
+			return nil, err
+		}
+		if sealed, err = v.root.aead.Encrypt(raw, ad); err != nil {
+			return nil, err
+		}
+		sealed, err = v.store.CreateSystemKey(ctx, name, sealed)
+		if err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	raw, err := v.root.aead.Decrypt(sealed, ad)
+	if err != nil {
+		return nil, fmt.Errorf("open system secret %s (wrong master key file?): %w", name, err)
+	}
+	return raw, nil
+}
