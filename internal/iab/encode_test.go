@@ -1,19 +1,18 @@
 package iab
 
-import (
-	"encoding/base64"
-	"time"
-)
+// A small encoder, for the tests only: it writes strings field by field in
+// the order the specifications' tables give, so the parsers are checked
+// against values chosen here rather than against their own output.
 
-// bitWriter builds strings for the tests, field by field, the way the
-// specifications lay them out.
+const testAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
 type bitWriter struct {
-	bits []bool
+	bits []byte // one 0 or 1 per bit
 }
 
 func (w *bitWriter) uint(v uint64, n int) *bitWriter {
 	for i := n - 1; i >= 0; i-- {
-		w.bits = append(w.bits, v>>uint(i)&1 == 1)
+		w.bits = append(w.bits, byte(v>>uint(i)&1))
 	}
 	return w
 }
@@ -27,151 +26,206 @@ func (w *bitWriter) bool(b bool) *bitWriter {
 	return w.int(0, 1)
 }
 
-// fibonacci writes v > 0 in Fibonacci coding.
+func (w *bitWriter) bools(bs []bool) *bitWriter {
+	for _, b := range bs {
+		w.bool(b)
+	}
+	return w
+}
+
+// fibonacci writes v >= 1 as a Fibonacci code word: the Zeckendorf digits
+// for 1, 2, 3, 5, 8, ..., least significant first, then a closing 1.
 func (w *bitWriter) fibonacci(v int) *bitWriter {
 	fib := []int{1, 2}
 	for fib[len(fib)-1] <= v {
 		fib = append(fib, fib[len(fib)-1]+fib[len(fib)-2])
 	}
-	code := make([]bool, len(fib))
-	rest, top := v, 0
-	for i := len(fib) - 1; i >= 0; i-- {
+	digits := make([]byte, len(fib))
+	top := 0
+	for i, rest := len(fib)-1, v; i >= 0; i-- {
 		if fib[i] <= rest {
-			code[i] = true
+			digits[i] = 1
 			rest -= fib[i]
-			if top == 0 {
-				top = i
-			}
+			top = max(top, i)
 		}
 	}
-	w.bits = append(w.bits, code[:top+1]...)
-	w.bits = append(w.bits, true)
+	w.bits = append(w.bits, digits[:top+1]...)
+	w.bits = append(w.bits, 1)
 	return w
 }
 
+// letters writes a two-letter code, A = 0.
 func (w *bitWriter) letters(s string) *bitWriter {
 	return w.int(int(s[0]-'A'), 6).int(int(s[1]-'A'), 6)
 }
 
-func (w *bitWriter) String() string {
-	b := make([]byte, (len(w.bits)+7)/8)
-	for i, bit := range w.bits {
-		if bit {
-			b[i/8] |= 1 << (7 - i%8)
+// base64 pads with zero bits to a multiple of 6, as both specifications
+// ask, and writes one base64url character per 6 bits.
+func (w *bitWriter) base64() string {
+	bits := w.bits
+	for len(bits)%6 != 0 {
+		bits = append(bits, 0)
+	}
+	out := make([]byte, 0, len(bits)/6)
+	for i := 0; i < len(bits); i += 6 {
+		v := 0
+		for _, b := range bits[i : i+6] {
+			v = v<<1 | int(b)
 		}
+		out = append(out, testAlphabet[v])
 	}
-	return base64.RawURLEncoding.EncodeToString(b)
+	return string(out)
 }
 
-// tcOpts are the fields a test TC string varies.
-type tcOpts struct {
-	version        int
-	created, upd   time.Time
-	lang, country  string
-	purposes       []int
-	vendors        []int
-	vendorsAsRange bool
-	policy         int
+// base64Bytes pads to whole bytes first, as the iabgpp reference encoders
+// do, then to 6 bits: a 60-bit usnat core becomes 66 bits, 11 characters.
+func (w *bitWriter) base64Bytes() string {
+	for len(w.bits)%8 != 0 {
+		w.bits = append(w.bits, 0)
+	}
+	return w.base64()
 }
 
-func buildTC(o tcOpts) string {
-	if o.version == 0 {
-		o.version = 2
-	}
-	if o.lang == "" {
-		o.lang = "EN"
-	}
-	if o.country == "" {
-		o.country = "DE"
-	}
-	if o.policy == 0 {
-		o.policy = 4
-	}
-	if o.created.IsZero() {
-		o.created = time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
-	}
-	if o.upd.IsZero() {
-		o.upd = o.created.Add(time.Hour)
-	}
+// encodeTC writes the core segment of t ("The Core String" table), with
+// the vendor lists as bitfields or as ranges.
+func encodeTC(t TCString, vendorRanges bool) string {
 	w := &bitWriter{}
-	w.int(o.version, 6).uint(uint64(o.created.UnixMilli()/100), 36).uint(uint64(o.upd.UnixMilli()/100), 36)
-	w.int(7, 12).int(3, 12).int(1, 6).letters(o.lang).int(150, 12).int(o.policy, 6)
-	w.bool(false).bool(false)
-	w.int(0b100000000000, 12) // special feature 1
-	for p := 1; p <= 24; p++ {
-		on := false
-		for _, q := range o.purposes {
-			on = on || q == p
+	w.int(t.Version, 6)
+	w.uint(uint64(t.Created.UnixMilli()/100), 36)
+	w.uint(uint64(t.LastUpdated.UnixMilli()/100), 36)
+	w.int(t.CmpID, 12).int(t.CmpVersion, 12).int(t.ConsentScreen, 6)
+	w.letters(t.ConsentLanguage).int(t.VendorListVersion, 12).int(t.PolicyVersion, 6)
+	w.bool(t.IsServiceSpecific).bool(t.UseNonStandardTexts)
+	w.bools(t.SpecialFeatureOptIns[:]).bools(t.PurposeConsents[:]).bools(t.PurposeLegitimateInterests[:])
+	w.bool(t.PurposeOneTreatment).letters(t.PublisherCC)
+	for _, ids := range [][]int{t.VendorConsents, t.VendorLegitimateInterests} {
+		maxID := 0
+		if len(ids) > 0 {
+			maxID = ids[len(ids)-1]
 		}
-		w.bool(on)
-	}
-	w.int(0, 24).bool(false).letters(o.country)
-	maxID := 0
-	for _, v := range o.vendors {
-		maxID = max(maxID, v)
-	}
-	w.int(maxID, 16)
-	if o.vendorsAsRange {
-		w.bool(true).int(len(o.vendors), 12)
-		for _, v := range o.vendors {
-			w.bool(false).int(v, 16)
-		}
-	} else {
-		w.bool(false)
-		for id := 1; id <= maxID; id++ {
-			on := false
-			for _, v := range o.vendors {
-				on = on || v == id
-			}
-			w.bool(on)
+		if vendorRanges {
+			w.encodeRanges(maxID, runs(ids))
+		} else {
+			w.encodeBitField(maxID, ids)
 		}
 	}
-	w.int(0, 16).bool(false) // no LI vendors
-	w.int(0, 12)             // no publisher restrictions
-	return w.String()
+	w.int(len(t.PublisherRestrictions), 12)
+	for _, p := range t.PublisherRestrictions {
+		w.int(p.PurposeID, 6).int(p.Type, 2).int(len(p.Vendors), 12)
+		for _, r := range p.Vendors {
+			w.rangeEntry(r)
+		}
+	}
+	return w.base64()
 }
 
-// gppHeader encodes a GPP header listing section ids.
+func (w *bitWriter) encodeBitField(maxID int, ids []int) {
+	w.int(maxID, 16).bool(false)
+	set := map[int]bool{}
+	for _, id := range ids {
+		set[id] = true
+	}
+	for id := 1; id <= maxID; id++ {
+		w.bool(set[id])
+	}
+}
+
+// encodeRanges writes a range-encoded vendor section with the entries as
+// given: they may overlap, repeat or come in any order.
+func (w *bitWriter) encodeRanges(maxID int, ranges []VendorRange) {
+	w.int(maxID, 16).bool(true).int(len(ranges), 12)
+	for _, r := range ranges {
+		w.rangeEntry(r)
+	}
+}
+
+// rangeEntry writes a single id with IsARange=0, anything longer as a range.
+func (w *bitWriter) rangeEntry(r VendorRange) {
+	if r.First == r.Last {
+		w.bool(false).int(r.First, 16)
+		return
+	}
+	w.bool(true).int(r.First, 16).int(r.Last, 16)
+}
+
+// runs turns ascending ids into maximal ranges of consecutive ids.
+func runs(ids []int) []VendorRange {
+	var out []VendorRange
+	for _, id := range ids {
+		if n := len(out); n > 0 && out[n-1].Last == id-1 {
+			out[n-1].Last = id
+			continue
+		}
+		out = append(out, VendorRange{First: id, Last: id})
+	}
+	return out
+}
+
+// gppHeader writes a version 1 GPP header listing ascending ids, with runs
+// of consecutive ids as groups, as the reference encoders do.
 func gppHeader(ids ...int) string {
 	w := &bitWriter{}
-	w.int(3, 6).int(1, 6).int(len(ids), 12)
+	w.int(sectionHeader, 6).int(1, 6)
+	groups := runs(ids)
+	w.int(len(groups), 12)
 	last := 0
-	for _, id := range ids {
-		w.bool(false).fibonacci(id - last)
-		last = id
+	for _, g := range groups {
+		if g.First == g.Last {
+			w.bool(false).fibonacci(g.First - last)
+		} else {
+			w.bool(true).fibonacci(g.First - last).fibonacci(g.Last - g.First)
+		}
+		last = g.Last
 	}
-	return w.String()
+	return w.base64()
 }
 
-// usnat encodes a usnat (v1) core with the given opt-outs and a GPC
-// subsection if gpc is not nil.
-func usnat(sale, sharing, targeted int, gpc *bool) string {
+// encodeUSNat writes a usnat core subsection. The layout follows the length
+// of u.SensitiveDataProcessing (12: 2022, 16: 2024); version is written as
+// given so tests can pair either layout with either version number.
+// byteAligned pads like the reference encoders.
+func encodeUSNat(u USSection, version int, byteAligned bool) string {
+	w := &bitWriter{}
+	w.int(version, 6)
+	for _, v := range []int{u.SharingNotice, u.SaleOptOutNotice, u.SharingOptOutNotice,
+		u.TargetedAdvertisingOptOutNotice, u.SensitiveDataProcessingOptOutNotice,
+		u.SensitiveDataLimitUseNotice, u.SaleOptOut, u.SharingOptOut, u.TargetedAdvertisingOptOut} {
+		w.int(v, 2)
+	}
+	for _, v := range u.SensitiveDataProcessing {
+		w.int(v, 2)
+	}
+	for _, v := range u.KnownChildSensitiveDataConsents {
+		w.int(v, 2)
+	}
+	w.int(u.PersonalDataConsents, 2)
+	w.int(u.MspaCoveredTransaction, 2).int(u.MspaOptOutOptionMode, 2).int(u.MspaServiceProviderMode, 2)
+	if byteAligned {
+		return w.base64Bytes()
+	}
+	return w.base64()
+}
+
+// encodeUSCA writes a usca (version 1) core subsection.
+func encodeUSCA(u USSection) string {
 	w := &bitWriter{}
 	w.int(1, 6)
-	for range 6 {
-		w.int(1, 2) // notices provided
+	for _, v := range []int{u.SaleOptOutNotice, u.SharingOptOutNotice, u.SensitiveDataLimitUseNotice,
+		u.SaleOptOut, u.SharingOptOut} {
+		w.int(v, 2)
 	}
-	w.int(sale, 2).int(sharing, 2).int(targeted, 2)
-	for range 12 {
-		w.int(0, 2)
+	for _, v := range u.SensitiveDataProcessing {
+		w.int(v, 2)
 	}
-	w.int(0, 2).int(0, 2) // child consents
-	w.int(0, 2).int(1, 2).int(2, 2).int(2, 2)
-	s := w.String()
-	if gpc != nil {
-		g := &bitWriter{}
-		g.int(1, 2).bool(*gpc)
-		s += "." + g.String()
+	for _, v := range u.KnownChildSensitiveDataConsents {
+		w.int(v, 2)
 	}
-	return s
+	w.int(u.PersonalDataConsents, 2)
+	w.int(u.MspaCoveredTransaction, 2).int(u.MspaOptOutOptionMode, 2).int(u.MspaServiceProviderMode, 2)
+	return w.base64()
 }
 
-func usca(sale, sharing int) string {
-	w := &bitWriter{}
-	w.int(1, 6).int(1, 2).int(1, 2).int(1, 2).int(sale, 2).int(sharing, 2)
-	for range 9 {
-		w.int(0, 2)
-	}
-	w.int(0, 2).int(0, 2).int(0, 2).int(2, 2).int(2, 2).int(2, 2)
-	return w.String()
+// gpcSubsection writes SubsectionType 1 and the Gpc flag.
+func gpcSubsection(gpc bool) string {
+	return (&bitWriter{}).int(1, 2).bool(gpc).base64()
 }
