@@ -19,7 +19,7 @@ const (
 var vocab = Vocabulary{
 	Purposes: map[cdp.PurposeKey]cdp.Purpose{
 		"marketing": {Key: "marketing", Regime: cdp.OptIn}, "analytics": {Key: "analytics", Regime: cdp.OptIn},
-		"old": {Key: "old", Regime: cdp.OptIn, Retired: true},
+		"old":           {Key: "old", Regime: cdp.OptIn, Retired: true},
 		cdp.PurposeSale: {Key: cdp.PurposeSale, Regime: cdp.OptOut}, cdp.PurposeSharing: {Key: cdp.PurposeSharing, Regime: cdp.OptOut},
 	},
 	Mappings: map[cdp.ConsentVocabulary]map[string]cdp.PurposeKey{

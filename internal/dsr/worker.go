@@ -9,7 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	mrand "math/rand/v2"
 	"net/http"
 	"time"
 
@@ -318,7 +318,7 @@ func (s *Service) sendCallbacks(ctx context.Context) {
 func backoff(attempt int) time.Duration {
 	d := 2 * time.Second << min(attempt-1, 11)
 	d = min(d, time.Hour)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	return d/2 + time.Duration(mrand.Int64N(int64(d/2)+1))
 }
 
 // post sends a signed JSON body and returns the status (0 when there was no
