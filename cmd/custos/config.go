@@ -53,6 +53,22 @@ type option struct {
 	set                   func(string) error
 }
 
+// optionValue holds a flag's text until the table's setter parses it; a
+// boolean option may be given bare (--allow-private-networks).
+type optionValue struct {
+	s      string
+	isBool bool
+}
+
+func (v *optionValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return v.s
+}
+func (v *optionValue) Set(s string) error { v.s = s; return nil }
+func (v *optionValue) IsBoolFlag() bool   { return v.isBool }
+
 func stringOpt(p *string) func(string) error { return func(s string) error { *p = s; return nil } }
 
 func intOpt(p *int) func(string) error {
@@ -123,9 +139,10 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	opts := c.options()
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	values := make([]*string, len(opts))
+	values := make([]*optionValue, len(opts))
 	for i, o := range opts {
-		values[i] = fs.String(o.flag, o.def, fmt.Sprintf("%s (env %s)", o.usage, o.env))
+		values[i] = &optionValue{s: o.def, isBool: o.def == "false" || o.def == "true"}
+		fs.Var(values[i], o.flag, fmt.Sprintf("%s (env %s)", o.usage, o.env))
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: custos %s [flags]\n\n", name)
@@ -144,7 +161,7 @@ func parseConfig(name string, args []string, getenv func(string) string, stderr 
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	for i, o := range opts {
-		v := *values[i]
+		v := values[i].s
 		if !given[o.flag] {
 			if e, ok := lookupEnv(getenv, o.env); ok {
 				v = e

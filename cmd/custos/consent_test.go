@@ -186,7 +186,8 @@ func TestConsentEndToEnd(t *testing.T) {
 		status, resp = c.do(t, "GET", "/api/v1/profiles/"+id+"/consent/history", adminAuth(), nil)
 		var hist struct {
 			Entries []struct {
-				ID, Purpose, State, Location, HardwareID, Source string
+				ID, Purpose, State, Location, Source string
+				HardwareID                           string `json:"hardware_id"`
 			} `json:"entries"`
 		}
 		if err := json.Unmarshal(resp, &hist); status != http.StatusOK || err != nil || len(hist.Entries) < 2 {

@@ -357,7 +357,7 @@ func (a *API) listDeadLetters(w http.ResponseWriter, r *http.Request, tok cdp.AP
 	}{DeadLetters: []deadLetterJSON{}}
 	if len(page) > limit {
 		page = page[:limit]
-		out.NextCursor = page[limit-1].ID
+		out.NextCursor = page[limit-1].Cursor()
 	}
 	for _, d := range page {
 		out.DeadLetters = append(out.DeadLetters, deadLetterJSON{ID: d.ID, Kind: string(d.Kind), MessageID: d.MessageID,

@@ -1,6 +1,11 @@
 package cdp
 
-import "time"
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // DestinationID identifies a destination (a connection to a tool).
 type DestinationID string
@@ -172,6 +177,29 @@ type DeadLetter struct {
 	Attempts    int
 	FirstTry    time.Time
 	CreatedAt   time.Time
+}
+
+// Cursor is the position just after this dead letter in a newest-first
+// listing. It stays valid when the dead letter itself is replayed (and so
+// removed) while a caller pages through the list.
+func (d DeadLetter) Cursor() string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(d.CreatedAt.UnixMicro(), 10) + "." + d.ID))
+}
+
+// ParseDeadLetterCursor reads a Cursor back into its time (Unix
+// microseconds) and id.
+func ParseDeadLetterCursor(c string) (int64, string, error) {
+	bad := Reason(Invalid, "invalid_cursor", "cursor is not one this API returned")
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, "", bad
+	}
+	at, id, ok := strings.Cut(string(b), ".")
+	n, err := strconv.ParseInt(at, 10, 64)
+	if !ok || err != nil || id == "" {
+		return 0, "", bad
+	}
+	return n, id, nil
 }
 
 // ReplayResult says what a replay did.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"slices"
 
 	"github.com/custos-cdp/custos/internal/cdp"
@@ -66,12 +67,14 @@ func filterReason(f *cdp.EventFilter, ev *cdp.Event) string {
 }
 
 // DecideConsentChange says whether a consent change goes to a destination.
-// Raw destinations take every change record; other destinations take the
-// changes of purposes their consent rule names, whatever the new state
-// (a withdrawal must reach the tool even though the person no longer
-// consents), and for sale/share destinations the changes of the CCPA
-// opt-outs.
-func DecideConsentChange(d *cdp.Destination, c *cdp.ConsentChange, src cdp.SourceID) Decision {
+// Raw destinations take every change record. Other destinations take the
+// changes of purposes their consent rule names (and, for sale/share
+// destinations, of the CCPA opt-outs), but only for people whose data the
+// destination could receive before or after the change: a withdrawal must
+// reach the tool even though the person no longer consents, while a person
+// who never consented (unknown, then denied) stays unknown to it. person is
+// the person's state with the change applied.
+func DecideConsentChange(d *cdp.Destination, c *cdp.ConsentChange, src cdp.SourceID, person consent.Person) Decision {
 	if len(d.Sources) > 0 && !slices.Contains(d.Sources, src) {
 		return Decision{Reason: "source_not_connected"}
 	}
@@ -86,7 +89,26 @@ func DecideConsentChange(d *cdp.Destination, c *cdp.ConsentChange, src cdp.Sourc
 	if !covered {
 		return Decision{Reason: "purpose_not_in_rule", Purpose: p}
 	}
-	return Decision{Forward: true}
+	rule := Rule(d)
+	after := consent.Decide(rule, person)
+	if after.Allowed {
+		return Decision{Forward: true}
+	}
+	before := consent.Person{Current: maps.Clone(person.Current), Purposes: person.Purposes}
+	if before.Current == nil {
+		before.Current = map[cdp.PurposeKey]cdp.ConsentEntry{}
+	}
+	if c.Old == cdp.Unknown || c.Old == "" {
+		delete(before.Current, p)
+	} else {
+		e := c.Entry
+		e.State = c.Old
+		before.Current[p] = e
+	}
+	if consent.Decide(rule, before).Allowed {
+		return Decision{Forward: true}
+	}
+	return Decision{Reason: "consent:" + after.Reason, Purpose: after.Purpose}
 }
 
 // Minimise returns the event as the destination may receive it: traits and

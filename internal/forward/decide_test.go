@@ -65,20 +65,34 @@ func TestDecideOrder(t *testing.T) {
 }
 
 func TestDecideConsentChange(t *testing.T) {
-	change := &cdp.ConsentChange{Entry: cdp.ConsentEntry{Purpose: "marketing"}, Old: cdp.Granted, New: cdp.Withdrawn}
+	withdrawn := &cdp.ConsentChange{Entry: grant("marketing", cdp.Withdrawn, cdp.SourceSDK), Old: cdp.Granted, New: cdp.Withdrawn}
+	afterWithdrawal := person(grant("marketing", cdp.Withdrawn, cdp.SourceSDK))
+	neverAsked := &cdp.ConsentChange{Entry: grant("marketing", cdp.Denied, cdp.SourceSDK), Old: cdp.Unknown, New: cdp.Denied}
+	afterDenial := person(grant("marketing", cdp.Denied, cdp.SourceSDK))
+	granted := &cdp.ConsentChange{Entry: grant("marketing", cdp.Granted, cdp.SourceSDK), Old: cdp.Unknown, New: cdp.Granted}
+	afterGrant := person(grant("marketing", cdp.Granted, cdp.SourceSDK))
+	optOut := &cdp.ConsentChange{Entry: grant(cdp.PurposeSale, cdp.Denied, cdp.SourceSDK), Old: cdp.Unknown, New: cdp.Denied}
+	afterOptOut := person(grant(cdp.PurposeSale, cdp.Denied, cdp.SourceSDK))
+	marketing := cdp.Destination{Enabled: true, ConsentPurposes: []cdp.PurposeKey{"marketing"}}
 	tests := []struct {
-		name string
-		d    cdp.Destination
-		want bool
+		name   string
+		d      cdp.Destination
+		change *cdp.ConsentChange
+		person consent.Person
+		want   bool
 	}{
-		{"covered purpose: withdrawal delivered", cdp.Destination{Enabled: true, ConsentPurposes: []cdp.PurposeKey{"marketing"}}, true},
-		{"other purpose", cdp.Destination{Enabled: true, ConsentPurposes: []cdp.PurposeKey{"analytics"}}, false},
-		{"raw takes every change", cdp.Destination{Enabled: true, Type: cdp.DestinationRaw}, true},
-		{"paused", cdp.Destination{ConsentPurposes: []cdp.PurposeKey{"marketing"}}, false},
+		{"covered purpose: withdrawal delivered", marketing, withdrawn, afterWithdrawal, true},
+		{"grant delivered", marketing, granted, afterGrant, true},
+		{"never consented: the tool does not learn of the person", marketing, neverAsked, afterDenial, false},
+		{"other purpose", cdp.Destination{Enabled: true, ConsentPurposes: []cdp.PurposeKey{"analytics"}}, withdrawn, afterWithdrawal, false},
+		{"raw takes every change", cdp.Destination{Enabled: true, Type: cdp.DestinationRaw}, neverAsked, afterDenial, true},
+		{"paused", cdp.Destination{ConsentPurposes: []cdp.PurposeKey{"marketing"}}, withdrawn, afterWithdrawal, false},
+		{"opt-out of sale reaches a sale destination", cdp.Destination{Enabled: true, SaleOrShare: true}, optOut, afterOptOut, true},
+		{"opt-out of sale is not a plain destination's business", cdp.Destination{Enabled: true}, optOut, afterOptOut, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := DecideConsentChange(&tt.d, change, "web").Forward; got != tt.want {
+			if got := DecideConsentChange(&tt.d, tt.change, "web", tt.person).Forward; got != tt.want {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})

@@ -118,22 +118,19 @@ func newDeadLetterID() string {
 }
 
 // DeadLetters lists a destination's dead letters, newest first, up to
-// limit, older than the cursor (a dead letter id; empty: from the newest).
+// limit, after the cursor (DeadLetter.Cursor; empty: from the newest).
 func (s *Deliveries) DeadLetters(ctx context.Context, ws cdp.WorkspaceID, dest cdp.DestinationID, before string, limit int) ([]cdp.DeadLetter, error) {
 	db := s.p.db
 	q := `SELECT id, destination_id, workspace_id, profile_id, delivery_key, kind, message_id, payload, last_error, attempts, first_attempt, created_at
 		FROM dead_letters WHERE workspace_id = $1 AND destination_id = $2`
 	args := []any{ws, dest}
 	if before != "" {
-		var at int64
-		if err := db.rd().QueryRowContext(ctx, `SELECT created_at FROM dead_letters WHERE id = $1`, before).Scan(&at); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return nil, cdp.Reason(cdp.Invalid, "invalid_cursor", "cursor is not one this API returned")
-			}
-			return nil, db.dialect.translate(err)
+		at, id, err := cdp.ParseDeadLetterCursor(before)
+		if err != nil {
+			return nil, err
 		}
 		q += ` AND (created_at < $3 OR (created_at = $3 AND id < $4))`
-		args = append(args, at, before)
+		args = append(args, at, id)
 	}
 	q += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args)+1)
 	args = append(args, limit)
@@ -187,7 +184,7 @@ func (s *Deliveries) ReplayDeadLetters(ctx context.Context, ws cdp.WorkspaceID, 
 			}
 			res.Queued, res.Filtered, res.Gone = res.Queued+r.Queued, res.Filtered+r.Filtered, res.Gone+r.Gone
 		}
-		cursor = page[len(page)-1].ID
+		cursor = page[len(page)-1].Cursor()
 	}
 }
 
@@ -250,7 +247,7 @@ func (s *Deliveries) requeue(ctx context.Context, tx querier, d *cdp.Destination
 			del.Event, del.Identities = &m, m.Identities
 		}
 	case del.Consent != nil:
-		dec = forward.DecideConsentChange(d, del.Consent, "")
+		dec = forward.DecideConsentChange(d, del.Consent, "", person)
 	default:
 		dec = forward.Decision{Forward: d.Enabled, Reason: "paused"}
 	}

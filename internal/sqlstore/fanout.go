@@ -70,7 +70,7 @@ func (a *applier) fanOut(ctx context.Context, ev *cdp.Event, p cdp.ProfileID, dk
 		}
 		for j := range changes {
 			c := &changes[j]
-			cdec := forward.DecideConsentChange(d, c, ev.SourceID)
+			cdec := forward.DecideConsentChange(d, c, ev.SourceID, person)
 			if !cdec.Forward {
 				continue // not this destination's business: not recorded
 			}
