@@ -223,6 +223,9 @@ func (s *server) registerAPI(mux *http.ServeMux, cfg config, profiles *sqlstore.
 		Destinations: profiles.Destinations(),
 		Deliveries:   profiles.Deliveries(),
 		Forwarding:   fwd,
+
+		Tokens: s.db.Tokens(),
+		Audit:  profiles,
 	}).Register(mux)
 }
 

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,6 +59,9 @@ type Deps struct {
 	Destinations DestinationStore
 	Deliveries   DeliveryStore
 	Forwarding   Forwarding
+
+	Tokens TokenStore
+	Audit  AuditLog
 }
 
 // API serves /api/v1.
@@ -84,7 +88,11 @@ func New(cfg Config, deps Deps) *API {
 type handlerFunc func(w http.ResponseWriter, r *http.Request, tok cdp.APIToken) error
 
 // authed wraps h with the body limit, the deadline, token authentication
-// and the one error mapping.
+// (the admin API takes owner tokens only), the one error mapping, and the
+// audit log: every change an operator makes (a successful request that is
+// not a read) is appended to the tamper-evident log before the answer goes
+// out. If that append fails the operator is told so (500), never left to
+// believe the change went unrecorded.
 func (a *API) authed(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
@@ -92,13 +100,75 @@ func (a *API) authed(h handlerFunc) http.Handler {
 		r = r.WithContext(ctx)
 		r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes)
 		tok, err := a.deps.Auth.Bearer(r)
-		if err == nil {
-			err = h(w, r, tok)
+		if err == nil && tok.Role != cdp.RoleOwner {
+			err = cdp.Reason(cdp.Forbidden, "wrong_role", "this token may not use the admin API")
 		}
 		if err != nil {
 			httpjson.Error(ctx, a.cfg.Logger, w, err)
+			return
 		}
+		if r.Method == http.MethodGet || r.Method == http.MethodHead || a.deps.Audit == nil {
+			if err := h(w, r, tok); err != nil {
+				httpjson.Error(ctx, a.cfg.Logger, w, err)
+			}
+			return
+		}
+		rec := &bufferedResponse{header: w.Header(), status: http.StatusOK}
+		if err := h(rec, r, tok); err != nil {
+			httpjson.Error(ctx, a.cfg.Logger, w, err)
+			return
+		}
+		if rec.status < 400 {
+			if err := a.audit(ctx, r, tok, rec.status); err != nil {
+				httpjson.Error(ctx, a.cfg.Logger, w, cdp.Wrap(cdp.Internal, "audit_failed", err, "the change was made but could not be recorded in the audit log"))
+				return
+			}
+		}
+		w.WriteHeader(rec.status)
+		_, _ = w.Write(rec.body.Bytes())
 	})
+}
+
+// operatorRecord is an audit log entry for an operator's change. It names
+// the route and the ids in its path, never the request body, so it holds
+// no personal data.
+type operatorRecord struct {
+	Token  cdp.TokenID `json:"token"`
+	Method string      `json:"method"`
+	Route  string      `json:"route"`
+	Path   string      `json:"path"`
+	Status int         `json:"status"`
+}
+
+func (a *API) audit(ctx context.Context, r *http.Request, tok cdp.APIToken, status int) error {
+	rec, err := json.Marshal(operatorRecord{Token: tok.ID, Method: r.Method, Route: r.Pattern, Path: r.URL.Path, Status: status})
+	if err != nil {
+		return err
+	}
+	// The change is made: record it even if the client has gone away.
+	ctx = context.WithoutCancel(ctx)
+	_, err = a.deps.Audit.AppendAudit(ctx, tok.WorkspaceID, "operator", r.Pattern, json.RawMessage(rec), time.Now())
+	return err
+}
+
+// bufferedResponse holds a handler's answer until the audit record is
+// written.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	wrote  bool
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	b.wrote = true
+	return b.body.Write(p)
+}
+func (b *bufferedResponse) WriteHeader(code int) {
+	if !b.wrote {
+		b.status, b.wrote = code, true
+	}
 }
 
 // decodeBody parses a JSON body already read, tolerating fields this API

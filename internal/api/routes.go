@@ -11,6 +11,11 @@ type route struct {
 func (a *API) routes() []route {
 	return []route{
 		{"GET /api/v1/events", a.authed(a.listEvents)},
+		{"GET /api/v1/tokens", a.authed(a.listTokens)},
+		{"POST /api/v1/tokens", a.authed(a.createToken)},
+		{"DELETE /api/v1/tokens/{id}", a.authed(a.revokeToken)},
+		{"GET /api/v1/audit", a.authed(a.listAudit)},
+		{"GET /api/v1/audit/verify", a.authed(a.verifyAudit)},
 		{"GET /api/v1/profiles", a.authed(a.findProfile)},
 		{"GET /api/v1/profiles/{id}", a.authed(a.getProfile)},
 		{"GET /api/v1/profiles/{id}/events", a.authed(a.profileEvents)},

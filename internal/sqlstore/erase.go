@@ -419,6 +419,31 @@ func (s *Profiles) Audit(ctx context.Context, ws cdp.WorkspaceID, kind, subject 
 	return out, rows.Err()
 }
 
+// AuditLog pages through a workspace's whole audit log in order: records
+// after sequence number after, at most limit.
+func (s *Profiles) AuditLog(ctx context.Context, ws cdp.WorkspaceID, after int64, limit int) ([]cdp.AuditRecord, error) {
+	rows, err := s.db.rd().QueryContext(ctx, `SELECT seq, kind, subject, record, prev_hash, hash, created_at FROM audit_log
+		WHERE workspace_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, ws, after, limit)
+	if err != nil {
+		return nil, s.db.dialect.translate(err)
+	}
+	defer rows.Close()
+	var out []cdp.AuditRecord
+	for rows.Next() {
+		r := cdp.AuditRecord{WorkspaceID: ws}
+		var (
+			rec string
+			at  int64
+		)
+		if err := rows.Scan(&r.Seq, &r.Kind, &r.Subject, &rec, &r.PrevHash, &r.Hash, &at); err != nil {
+			return nil, err
+		}
+		r.Record, r.CreatedAt = json.RawMessage(rec), fromMicros(at)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 // VerifyAudit walks the whole log and reports the first record whose hash
 // does not match its content and predecessor.
 func (s *Profiles) VerifyAudit(ctx context.Context) error {

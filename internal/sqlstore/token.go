@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 
 	"github.com/custos-cdp/custos/internal/cdp"
 )
@@ -48,4 +49,44 @@ func (s *Tokens) ByHash(ctx context.Context, h []byte) (cdp.APIToken, error) {
 	t.Role = cdp.Role(role)
 	t.CreatedAt = fromMicros(created)
 	return t, nil
+}
+
+// List returns a workspace's live tokens, oldest first (never their
+// secrets, which are not stored).
+func (s *Tokens) List(ctx context.Context, ws cdp.WorkspaceID) ([]cdp.APIToken, error) {
+	rows, err := s.db.rd().QueryContext(ctx,
+		`SELECT id, name, role, created_at FROM api_tokens WHERE workspace_id = $1 AND revoked_at IS NULL ORDER BY created_at, id`, ws)
+	if err != nil {
+		return nil, s.db.dialect.translate(err)
+	}
+	defer rows.Close()
+	var out []cdp.APIToken
+	for rows.Next() {
+		t := cdp.APIToken{WorkspaceID: ws}
+		var (
+			role    string
+			created int64
+		)
+		if err := rows.Scan(&t.ID, &t.Name, &role, &created); err != nil {
+			return nil, err
+		}
+		t.Role, t.CreatedAt = cdp.Role(role), fromMicros(created)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// Revoke ends a token at once; NotFound when the workspace has no such
+// live token.
+func (s *Tokens) Revoke(ctx context.Context, ws cdp.WorkspaceID, id cdp.TokenID, at time.Time) error {
+	return s.db.tx(ctx, func(tx querier) error {
+		res, err := tx.ExecContext(ctx, `UPDATE api_tokens SET revoked_at = $1 WHERE workspace_id = $2 AND id = $3 AND revoked_at IS NULL`, micros(at), ws, id)
+		if err != nil {
+			return s.db.dialect.translate(err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return cdp.Reason(cdp.NotFound, "token_not_found", "no such token")
+		}
+		return nil
+	})
 }

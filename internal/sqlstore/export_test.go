@@ -1,0 +1,10 @@
+package sqlstore
+
+import "context"
+
+// ExecForTest runs a statement on the write pool, so tests can play the
+// attacker who edits the database behind Custos's back.
+func (db *DB) ExecForTest(ctx context.Context, q string, args ...any) error {
+	_, err := db.wr().ExecContext(ctx, q, args...)
+	return err
+}
