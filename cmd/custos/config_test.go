@@ -2,6 +2,8 @@ package main
 
 import (
 	"io"
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,5 +23,21 @@ func TestParseConfigBareBoolAndEnv(t *testing.T) {
 	}
 	if _, err := parseConfig("serve", []string{"--forward-max-retry-delay", "soon"}, func(string) string { return "" }, io.Discard); err == nil {
 		t.Fatal("a bad duration must be refused")
+	}
+}
+
+// TestReadmeConfigurationTable keeps the README's configuration table in
+// step with the options: every flag and its variable has a row.
+func TestReadmeConfigurationTable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c config
+	for _, o := range c.options() {
+		row := "| `--" + o.flag + "` | `" + o.env + "` |"
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README.md has no configuration row %q", row)
+		}
 	}
 }
