@@ -64,7 +64,7 @@ func (c *client) waitConsent(t *testing.T, identity, purpose, state string) (str
 	}
 }
 
-func (c *client) putJSON(t *testing.T, method, path string, v any) (int, []byte) {
+func (c *client) putJSON(t testing.TB, method, path string, v any) (int, []byte) {
 	t.Helper()
 	b, _ := json.Marshal(v)
 	return c.do(t, method, path, adminAuth(), b)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -57,7 +58,7 @@ func startProcess(t *testing.T, be backend, dataDir, addr string) *process {
 // loadUntil sends Segment batches of 10 from 16 workers until stop is
 // closed, and returns the message ids the server acknowledged and the
 // bodies it acknowledged (to resend later).
-func loadUntil(url string, phase string, stop <-chan struct{}) (acked []string, bodies [][]byte) {
+func loadUntil(url string, phase string, stop <-chan struct{}, count *atomic.Int64) (acked []string, bodies [][]byte) {
 	var (
 		mu sync.Mutex
 		wg sync.WaitGroup
@@ -89,6 +90,7 @@ func loadUntil(url string, phase string, stop <-chan struct{}) (acked []string, 
 					acked = append(acked, mids...)
 					bodies = append(bodies, body)
 					mu.Unlock()
+					count.Add(int64(len(mids)))
 				}
 			}
 		}()
@@ -99,7 +101,10 @@ func loadUntil(url string, phase string, stop <-chan struct{}) (acked []string, 
 
 // runLoadAnd starts load, waits until at least minAcked events were
 // acknowledged (or 10s), calls interrupt while the load still runs, and
-// returns what was acknowledged.
+// returns what was acknowledged. The server is interrupted by what it
+// acknowledged, not by what it processed: the processor lags the gateway
+// (much more under the race detector), so the log holds unprocessed
+// entries at the interruption, and the amount to check stays bounded.
 func runLoadAnd(t *testing.T, url, phase string, minAcked int, interrupt func()) ([]string, [][]byte) {
 	t.Helper()
 	stop := make(chan struct{})
@@ -108,17 +113,14 @@ func runLoadAnd(t *testing.T, url, phase string, minAcked int, interrupt func())
 		bodies [][]byte
 	}
 	done := make(chan result, 1)
+	var count atomic.Int64
 	go func() {
-		a, b := loadUntil(url, phase, stop)
+		a, b := loadUntil(url, phase, stop, &count)
 		done <- result{a, b}
 	}()
-	c := newClient(url)
 	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if evs := c.allEvents(t); len(evs) >= minAcked {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	for time.Now().Before(deadline) && count.Load() < int64(minAcked) {
+		time.Sleep(5 * time.Millisecond)
 	}
 	interrupt()
 	time.Sleep(200 * time.Millisecond) // requests keep failing against the dead server
@@ -138,7 +140,7 @@ func TestCrashAndDrainLoseNothing(t *testing.T) {
 		dir, addr := t.TempDir(), freeAddr(t)
 
 		p := startProcess(t, be, dir, addr)
-		ackedTerm, _ := runLoadAnd(t, p.url, "term", 500, func() {
+		ackedTerm, _ := runLoadAnd(t, p.url, "term", 2000, func() {
 			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
@@ -148,7 +150,7 @@ func TestCrashAndDrainLoseNothing(t *testing.T) {
 		}
 
 		p = startProcess(t, be, dir, addr)
-		ackedKill, bodies := runLoadAnd(t, p.url, "kill", len(ackedTerm)+1000, func() {
+		ackedKill, bodies := runLoadAnd(t, p.url, "kill", 2000, func() {
 			if err := p.cmd.Process.Kill(); err != nil {
 				t.Fatal(err)
 			}
@@ -168,7 +170,7 @@ func TestCrashAndDrainLoseNothing(t *testing.T) {
 			}
 		}
 		acked := append(ackedTerm, ackedKill...)
-		evs := c.waitForEvents(t, "every acknowledged event", 60*time.Second, func(evs []listedEvent) bool {
+		evs := c.waitForEvents(t, "every acknowledged event", 180*time.Second, func(evs []listedEvent) bool {
 			counts := countByMessageID(evs)
 			for _, mid := range acked {
 				if counts[mid] == 0 {

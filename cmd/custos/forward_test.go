@@ -28,7 +28,7 @@ type receiver struct {
 	bad    int
 }
 
-func newReceiver(t *testing.T, secret string) (*receiver, *httptest.Server) {
+func newReceiver(t testing.TB, secret string) (*receiver, *httptest.Server) {
 	r := &receiver{secret: secret, seen: map[string]int{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
@@ -84,7 +84,7 @@ func (r *receiver) messages() (events []string, consent []string) {
 	return events, consent
 }
 
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func waitUntil(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -95,7 +95,7 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 	}
 }
 
-func createDestination(t *testing.T, c *client, body map[string]any) string {
+func createDestination(t testing.TB, c *client, body map[string]any) string {
 	t.Helper()
 	status, resp := c.putJSON(t, "POST", "/api/v1/destinations", body)
 	var d struct{ ID string }

@@ -137,7 +137,7 @@ type inProcess struct {
 }
 
 // startInProcess starts a server on be in dataDir and waits until it serves.
-func startInProcess(t *testing.T, be backend, dataDir string) *inProcess {
+func startInProcess(t testing.TB, be backend, dataDir string) *inProcess {
 	t.Helper()
 	p := &inProcess{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	cfg, err := parseConfig("serve", be.args(dataDir, "127.0.0.1:0"), fixedEnv, p.stderr)
@@ -160,7 +160,7 @@ func startInProcess(t *testing.T, be backend, dataDir string) *inProcess {
 }
 
 // stop sends the equivalent of SIGTERM and returns run's error.
-func (p *inProcess) stop(t *testing.T) error {
+func (p *inProcess) stop(t testing.TB) error {
 	t.Helper()
 	if p.cancel == nil {
 		return nil
@@ -196,7 +196,7 @@ func newClient(url string) *client {
 	return &client{url: url, http: &http.Client{Timeout: 30 * time.Second}}
 }
 
-func (c *client) do(t *testing.T, method, path string, header http.Header, body []byte) (int, []byte) {
+func (c *client) do(t testing.TB, method, path string, header http.Header, body []byte) (int, []byte) {
 	t.Helper()
 	status, b, err := c.try(method, path, header, body)
 	if err != nil {

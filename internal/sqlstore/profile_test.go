@@ -19,7 +19,7 @@ const ws = cdp.WorkspaceID("ws1")
 var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
 // newProfiles bootstraps workspace ws1 and returns a profile store.
-func newProfiles(t *testing.T, db *sqlstore.DB) *sqlstore.Profiles {
+func newProfiles(t testing.TB, db *sqlstore.DB) *sqlstore.Profiles {
 	t.Helper()
 	if _, err := db.Workspaces().Bootstrap(context.Background(), testBootstrap(string(ws))); err != nil {
 		t.Fatal(err)

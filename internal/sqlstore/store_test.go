@@ -23,7 +23,7 @@ func eachDB(t *testing.T, test func(t *testing.T, db *sqlstore.DB)) {
 	})
 }
 
-func openDB(t *testing.T, cfg sqlstore.Config) *sqlstore.DB {
+func openDB(t testing.TB, cfg sqlstore.Config) *sqlstore.DB {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlstore.Open(ctx, cfg)
