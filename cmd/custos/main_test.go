@@ -61,7 +61,7 @@ func eachBackend(t *testing.T, test func(t *testing.T, be backend)) {
 }
 
 // deleteStreams removes the test's streams from the shared NATS server.
-func deleteStreams(t *testing.T, be backend) {
+func deleteStreams(t testing.TB, be backend) {
 	nc, err := nats.Connect(be.natsURL)
 	if err != nil {
 		t.Logf("cleanup: %v", err)
