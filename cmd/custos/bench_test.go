@@ -177,7 +177,7 @@ func BenchmarkForwardWebhook(b *testing.B) {
 						"credentials": map[string]string{"secret": "bench-secret-0123456789"}, "settings": map[string]any{"batch_size": batch}})
 					sendEvents(b, c, fmt.Sprintf("fw%d", batch), events, 500)
 					waitFor(b, "processing", 10*time.Minute, func() bool { return metricSum(b, c, "custos_processor_events_total") >= events })
-					time.Sleep(2 * time.Second) // the outbox relay hands the last deliveries to the queue
+					time.Sleep(benchSettle) // the outbox relay hands the last deliveries to the queue
 					s.down.Store(false)
 					waitFor(b, "delivery", 10*time.Minute, func() bool { return s.distinct() >= events })
 					s.mu.Lock()
@@ -266,3 +266,11 @@ func BenchmarkDSRPersonWithTenThousandEvents(b *testing.B) {
 		})
 	}
 }
+
+var benchSettle = func() time.Duration {
+	d, err := time.ParseDuration(os.Getenv("CUSTOS_BENCH_SETTLE"))
+	if err != nil {
+		return 2 * time.Second
+	}
+	return d
+}()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -176,8 +177,14 @@ type pending struct {
 func (r *Router) route(ctx context.Context, items []Item) {
 	var batch []pending
 	var erased []string
-	for _, it := range items {
-		del, err := r.Store.Open(ctx, it.Workspace(), it.Profile(), r.Dest.ID, it.Sealed())
+	opened := make([]cdp.Delivery, len(items))
+	errs := make([]error, len(items))
+	parallel(len(items), func(i int) {
+		it := items[i]
+		opened[i], errs[i] = r.Store.Open(ctx, it.Workspace(), it.Profile(), r.Dest.ID, it.Sealed())
+	})
+	for i, it := range items {
+		del, err := opened[i], errs[i]
 		switch {
 		case cdp.IsKind(err, cdp.NotFound):
 			// The person was erased: their key is gone and the delivery
@@ -308,12 +315,42 @@ func (r *Router) deadLetter(ctx context.Context, batch []pending, reason string,
 	r.Log.Warn("deliveries dead-lettered", "destination", r.Dest.ID, "count", len(batch), "reason", reason)
 }
 
+// ack acknowledges a batch's items at once: each ack waits for the
+// server's confirmation, and they do not depend on each other.
 func (r *Router) ack(ctx context.Context, batch []pending) {
-	for _, p := range batch {
-		if err := p.item.Ack(ctx); err != nil {
+	parallel(len(batch), func(i int) {
+		if err := batch[i].item.Ack(ctx); err != nil {
 			r.Log.Warn("ack of a delivery failed; it may be sent again (same idempotency key)", "destination", r.Dest.ID, "err", err)
 		}
+	})
+}
+
+// parallel runs fn for 0..n-1 on up to 8 goroutines: opening deliveries
+// and acknowledging them are round trips to the database and the queue
+// that do not depend on each other. Order is kept by index.
+func parallel(n int, fn func(i int)) {
+	if n <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
 	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(n, 8) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				fn(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 }
 
 func (r *Router) record(ctx context.Context, err error) {
