@@ -452,45 +452,13 @@ func (a *API) handleFeed(w http.ResponseWriter, r *http.Request) error {
 	if !hmac.Equal([]byte(want), []byte(r.Header.Get(feedSignatureHeader))) {
 		return unauth
 	}
-	var in feedPayload
-	if err := decodeBody(body, &in); err != nil {
-		return err
-	}
-	typ := cdp.IdentityType(in.IdentifierType)
-	if typ == "" {
-		typ = cdp.Email
-	}
-	ident, err := cdp.NewIdentity(typ, in.Identifier)
+	parsed, err := parseFeed(body, now)
 	if err != nil {
 		return err
 	}
-	if cdp.IsJunkIdentityValue(ident.Value) {
-		return cdp.Reason(cdp.Invalid, "invalid_identity", "the identifier is a placeholder, not an identifier")
-	}
-	if len(in.Purposes) == 0 || len(in.Purposes) > 200 {
-		return cdp.Reason(cdp.Invalid, "invalid_purposes", "from 1 to 200 purposes are required")
-	}
-	received := now.UTC()
-	ev := cdp.Event{MessageID: in.MessageID, WorkspaceID: f.WorkspaceID, SourceID: cdp.FeedSource(f.Name), Format: cdp.FormatAPI,
-		Type: cdp.Identify, Identities: []cdp.Identity{ident}, Timestamp: received, ReceivedAt: received}
-	if ev.MessageID == "" {
-		ev.MessageID = newID("feed-")
-	}
-	collected := in.ConsentDate.UTC()
-	if in.ConsentDate.IsZero() {
-		collected = received
-	}
-	var signals []cdp.ConsentSignal
-	var rejected []map[string]string
-	for _, p := range in.Purposes {
-		state, ok := feedStates[strings.ToUpper(p.TransactionType)]
-		if !ok {
-			rejected = append(rejected, map[string]string{"id": safeKey(p.ID), "code": "unknown_transaction_type"})
-			continue
-		}
-		signals = append(signals, cdp.ConsentSignal{Vocabulary: cdp.ConsentOneTrust, Key: p.ID, Granted: state == cdp.Granted,
-			Withdrawn: state == cdp.Withdrawn, CollectedAt: collected, Document: in.Document, Location: in.Location})
-	}
+	signals, rejected := parsed.signals, parsed.rejected
+	ev := cdp.Event{MessageID: parsed.messageID, WorkspaceID: f.WorkspaceID, SourceID: cdp.FeedSource(f.Name), Format: cdp.FormatAPI,
+		Type: cdp.Identify, Identities: []cdp.Identity{parsed.identity}, Timestamp: parsed.received, ReceivedAt: parsed.received}
 	voc, err := a.deps.Consent.Vocabulary(r.Context(), f.WorkspaceID)
 	if err != nil {
 		return err
@@ -510,6 +478,58 @@ func (a *API) handleFeed(w http.ResponseWriter, r *http.Request) error {
 	}
 	httpjson.Write(w, http.StatusAccepted, map[string]any{"message_id": ev.MessageID, "recorded": len(mapped), "rejected": rejected})
 	return nil
+}
+
+// parsedFeed is a partner feed payload, checked: the person's identity and
+// the consent signals, before the workspace's mappings apply.
+type parsedFeed struct {
+	messageID string
+	identity  cdp.Identity
+	received  time.Time
+	signals   []cdp.ConsentSignal
+	rejected  []map[string]string
+}
+
+// parseFeed reads and checks a partner feed payload (the OneTrust-style
+// shape feedPayload documents). An error is a 4xx that names the reason;
+// a purpose with an unknown transaction type is rejected alone.
+func parseFeed(body []byte, now time.Time) (parsedFeed, error) {
+	var in feedPayload
+	if err := decodeBody(body, &in); err != nil {
+		return parsedFeed{}, err
+	}
+	typ := cdp.IdentityType(in.IdentifierType)
+	if typ == "" {
+		typ = cdp.Email
+	}
+	ident, err := cdp.NewIdentity(typ, in.Identifier)
+	if err != nil {
+		return parsedFeed{}, err
+	}
+	if cdp.IsJunkIdentityValue(ident.Value) {
+		return parsedFeed{}, cdp.Reason(cdp.Invalid, "invalid_identity", "the identifier is a placeholder, not an identifier")
+	}
+	if len(in.Purposes) == 0 || len(in.Purposes) > 200 {
+		return parsedFeed{}, cdp.Reason(cdp.Invalid, "invalid_purposes", "from 1 to 200 purposes are required")
+	}
+	out := parsedFeed{messageID: in.MessageID, identity: ident, received: now.UTC()}
+	if out.messageID == "" {
+		out.messageID = newID("feed-")
+	}
+	collected := in.ConsentDate.UTC()
+	if in.ConsentDate.IsZero() {
+		collected = out.received
+	}
+	for _, p := range in.Purposes {
+		state, ok := feedStates[strings.ToUpper(p.TransactionType)]
+		if !ok {
+			out.rejected = append(out.rejected, map[string]string{"id": safeKey(p.ID), "code": "unknown_transaction_type"})
+			continue
+		}
+		out.signals = append(out.signals, cdp.ConsentSignal{Vocabulary: cdp.ConsentOneTrust, Key: p.ID, Granted: state == cdp.Granted,
+			Withdrawn: state == cdp.Withdrawn, CollectedAt: collected, Document: in.Document, Location: in.Location})
+	}
+	return out, nil
 }
 
 func safeKey(s string) string {
