@@ -173,13 +173,30 @@ func BenchmarkForwardWebhook(b *testing.B) {
 					c := newClient(srv.url)
 					s, hook := newSink(b)
 					s.down.Store(true)
-					createDestination(b, c, map[string]any{"name": "hook", "type": "webhook", "endpoint": hook.URL,
-						"credentials": map[string]string{"secret": "bench-secret-0123456789"}, "settings": map[string]any{"batch_size": batch}})
+					// Enough attempts that nothing is dead-lettered while the
+					// destination is down (the test servers cap the backoff at 1s).
+					destID := createDestination(b, c, map[string]any{"name": "hook", "type": "webhook", "endpoint": hook.URL,
+						"credentials": map[string]string{"secret": "bench-secret-0123456789"}, "settings": map[string]any{"batch_size": batch, "max_attempts": 1000}})
 					sendEvents(b, c, fmt.Sprintf("fw%d", batch), events, 500)
 					waitFor(b, "processing", 10*time.Minute, func() bool { return metricSum(b, c, "custos_processor_events_total") >= events })
 					time.Sleep(benchSettle) // the outbox relay hands the last deliveries to the queue
 					s.down.Store(false)
-					waitFor(b, "delivery", 10*time.Minute, func() bool { return s.distinct() >= events })
+					deadline := time.Now().Add(benchDeliveryTimeout)
+					for s.distinct() < events {
+						if time.Now().After(deadline) {
+							var warnings []string
+							for _, l := range strings.Split(srv.stderr.String(), "\n") {
+								if strings.Contains(l, `"level":"WARN"`) || strings.Contains(l, `"level":"ERROR"`) {
+									warnings = append(warnings, l)
+								}
+							}
+							_, dead := c.do(b, "GET", "/api/v1/destinations/"+destID+"/dead-letters?limit=1", adminAuth(), nil)
+							b.Logf("dead letters: %.300s", dead)
+							b.Fatalf("delivered %d of %d in %v; server warnings (last 20 of %d):\n%s", s.distinct(), events, benchDeliveryTimeout,
+								len(warnings), strings.Join(warnings[max(0, len(warnings)-20):], "\n"))
+						}
+						time.Sleep(20 * time.Millisecond)
+					}
 					s.mu.Lock()
 					elapsed := s.last.Sub(s.first)
 					b.ReportMetric(float64(events)/elapsed.Seconds(), "events/s")
@@ -271,6 +288,14 @@ var benchSettle = func() time.Duration {
 	d, err := time.ParseDuration(os.Getenv("CUSTOS_BENCH_SETTLE"))
 	if err != nil {
 		return 2 * time.Second
+	}
+	return d
+}()
+
+var benchDeliveryTimeout = func() time.Duration {
+	d, err := time.ParseDuration(os.Getenv("CUSTOS_BENCH_DELIVERY_TIMEOUT"))
+	if err != nil {
+		return 10 * time.Minute
 	}
 	return d
 }()
