@@ -219,7 +219,7 @@ func (s *Consent) Vocabulary(ctx context.Context, ws cdp.WorkspaceID) (consent.V
 	s.mu.Lock()
 	c, ok := s.cache[ws]
 	s.mu.Unlock()
-	if ok && time.Now().Before(c.until) {
+	if ok && s.db.cached(c.until) {
 		return c.v, nil
 	}
 	purposes, err := s.Purposes(ctx, ws)

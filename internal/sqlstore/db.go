@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -37,6 +38,14 @@ type Config struct {
 type DB struct {
 	w, r    *sql.DB
 	dialect dialect
+	// uncached, set only by tests, makes every settings cache miss.
+	uncached atomic.Bool
+}
+
+// cached reports whether a settings cache entry valid until until may be
+// used now.
+func (db *DB) cached(until time.Time) bool {
+	return !db.uncached.Load() && time.Now().Before(until)
 }
 
 type dialect interface {

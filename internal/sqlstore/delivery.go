@@ -165,6 +165,10 @@ func (s *Deliveries) ReplayDeadLetters(ctx context.Context, ws cdp.WorkspaceID, 
 	if err != nil {
 		return res, err
 	}
+	st, err := s.p.settings(ctx, ws)
+	if err != nil {
+		return res, err
+	}
 	cursor := ""
 	for {
 		page, err := s.DeadLetters(ctx, ws, dest, cursor, 200)
@@ -178,7 +182,7 @@ func (s *Deliveries) ReplayDeadLetters(ctx context.Context, ws cdp.WorkspaceID, 
 			if match != nil && !match(dl) {
 				continue
 			}
-			r, err := s.replayOne(ctx, &d, dl)
+			r, err := s.replayOne(ctx, st, &d, dl)
 			if err != nil {
 				return res, err
 			}
@@ -188,7 +192,7 @@ func (s *Deliveries) ReplayDeadLetters(ctx context.Context, ws cdp.WorkspaceID, 
 	}
 }
 
-func (s *Deliveries) replayOne(ctx context.Context, d *cdp.Destination, dl cdp.DeadLetter) (cdp.ReplayResult, error) {
+func (s *Deliveries) replayOne(ctx context.Context, st *settings, d *cdp.Destination, dl cdp.DeadLetter) (cdp.ReplayResult, error) {
 	var res cdp.ReplayResult
 	db := s.p.db
 	del, err := s.Open(ctx, dl.WorkspaceID, dl.Profile, dl.Destination, dl.Sealed)
@@ -204,7 +208,7 @@ func (s *Deliveries) replayOne(ctx context.Context, d *cdp.Destination, dl cdp.D
 			res.Gone = 1
 			return nil
 		}
-		queued, err := s.requeue(ctx, tx, d, del, "")
+		queued, err := s.requeue(ctx, tx, st, d, del, "")
 		if queued {
 			res.Queued = 1
 		} else {
@@ -219,21 +223,14 @@ func (s *Deliveries) replayOne(ctx context.Context, d *cdp.Destination, dl cdp.D
 // profile and, if it may go, puts it back in the outbox under the live
 // profile's key. replay, when set, gives the delivery a new idempotency key
 // so the destination takes it again.
-func (s *Deliveries) requeue(ctx context.Context, tx querier, d *cdp.Destination, del cdp.Delivery, replay string) (bool, error) {
+func (s *Deliveries) requeue(ctx context.Context, tx querier, st *settings, d *cdp.Destination, del cdp.Delivery, replay string) (bool, error) {
 	db := s.p.db
-	keys, err := s.p.vault.Keys(ctx, d.WorkspaceID)
-	if err != nil {
-		return false, err
-	}
+	keys, voc := st.keys, st.voc
 	live, err := s.p.liveProfile(ctx, tx, d.WorkspaceID, del.Profile)
 	if err != nil {
 		return false, err
 	}
 	ledger, err := loadLedger(ctx, tx, db.dialect, live)
-	if err != nil {
-		return false, err
-	}
-	voc, err := s.p.consent.Vocabulary(ctx, d.WorkspaceID)
 	if err != nil {
 		return false, err
 	}
@@ -291,10 +288,11 @@ func (s *Deliveries) ReplayFrom(ctx context.Context, ws cdp.WorkspaceID, dest cd
 	if err != nil {
 		return res, err
 	}
-	keys, err := s.p.vault.Keys(ctx, ws)
+	st, err := s.p.settings(ctx, ws)
 	if err != nil {
 		return res, err
 	}
+	keys := st.keys
 	db := s.p.db
 	after := int64(0)
 	for {
@@ -342,7 +340,7 @@ func (s *Deliveries) ReplayFrom(ctx context.Context, ws cdp.WorkspaceID, dest cd
 				if dec := forward.Decide(&d, &ev, consent.Person{}); dec.Reason == "source_not_connected" {
 					continue
 				}
-				queued, err := s.requeue(ctx, tx, &d, del, "")
+				queued, err := s.requeue(ctx, tx, st, &d, del, "")
 				if err != nil {
 					return err
 				}

@@ -227,7 +227,7 @@ func (s *Destinations) forWorkspace(ctx context.Context, ws cdp.WorkspaceID) ([]
 	s.mu.Lock()
 	c, ok := s.cache[ws]
 	s.mu.Unlock()
-	if ok && time.Now().Before(c.until) {
+	if ok && s.db.cached(c.until) {
 		return c.list, nil
 	}
 	list, err := s.List(ctx, ws)

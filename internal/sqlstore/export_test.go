@@ -8,3 +8,7 @@ func (db *DB) ExecForTest(ctx context.Context, q string, args ...any) error {
 	_, err := db.wr().ExecContext(ctx, q, args...)
 	return err
 }
+
+// DisableCachesForTest makes every settings cache miss, so a store that
+// reads settings inside a transaction is caught at once.
+func (db *DB) DisableCachesForTest() { db.uncached.Store(true) }

@@ -39,13 +39,9 @@ type outboxRow struct {
 // under the person's key, in the outbox of this transaction) and records
 // every outcome for the person's activity view.
 func (a *applier) fanOut(ctx context.Context, ev *cdp.Event, p cdp.ProfileID, dk *vault.DataKey, changes []cdp.ConsentChange) error {
-	dests, err := a.s.dests.forWorkspace(ctx, ev.WorkspaceID)
-	if err != nil || len(dests) == 0 {
-		return err
-	}
-	voc, err := a.s.consent.Vocabulary(ctx, ev.WorkspaceID)
-	if err != nil {
-		return err
+	dests, voc := a.env[ev.WorkspaceID].dests, a.env[ev.WorkspaceID].voc
+	if len(dests) == 0 {
+		return nil
 	}
 	ledger, err := a.ledger(ctx, p)
 	if err != nil {

@@ -79,10 +79,7 @@ func (a *applier) applyConsent(ctx context.Context, ev *cdp.Event, p cdp.Profile
 	if len(ev.Consent) == 0 && !ev.GPC {
 		return nil
 	}
-	voc, err := a.s.consent.Vocabulary(ctx, ev.WorkspaceID)
-	if err != nil {
-		return err
-	}
+	voc := a.env[ev.WorkspaceID].voc
 	ledger, err := a.ledger(ctx, p)
 	if err != nil {
 		return err

@@ -68,19 +68,11 @@ func (s *Profiles) Rules() *IdentityRules { return s.rules }
 // Conflicts with concurrent writers are retried here.
 func (s *Profiles) Apply(ctx context.Context, events []cdp.Event) (cdp.ApplyResult, error) {
 	var res cdp.ApplyResult
-	// Load (or create) each workspace's keys before the transaction: on
-	// SQLite the transaction holds the only writer connection.
-	seen := map[cdp.WorkspaceID]bool{}
-	for i := range events {
-		if ws := events[i].WorkspaceID; !seen[ws] {
-			seen[ws] = true
-			if _, err := s.vault.Keys(ctx, ws); err != nil {
-				return res, err
-			}
-			if _, err := s.consent.Vocabulary(ctx, ws); err != nil {
-				return res, err
-			}
-		}
+	// Settings and keys are read before the transaction: inside it no
+	// second connection may be taken from the pool.
+	env, err := s.settingsOf(ctx, events)
+	if err != nil {
+		return res, err
 	}
 	// Encode outside the transaction: on SQLite it holds the one writer.
 	payloads := make([][]byte, len(events))
@@ -90,11 +82,10 @@ func (s *Profiles) Apply(ctx context.Context, events []cdp.Event) (cdp.ApplyResu
 			return res, err
 		}
 	}
-	var err error
 	for attempt := range 20 {
 		res = cdp.ApplyResult{}
 		err = s.db.tx(ctx, func(tx querier) error {
-			a := &applier{s: s, tx: tx, res: &res, owners: map[string]cdp.ProfileID{},
+			a := &applier{s: s, tx: tx, env: env, res: &res, owners: map[string]cdp.ProfileID{},
 				active: map[cdp.ProfileID]bool{}, touched: map[cdp.ProfileID]*touch{}, payloads: payloads,
 				ledgers: map[cdp.ProfileID][]cdp.ConsentEntry{}}
 			return a.run(ctx, events)
@@ -119,6 +110,7 @@ func retryable(err error) bool {
 type applier struct {
 	s   *Profiles
 	tx  querier
+	env map[cdp.WorkspaceID]*settings // loaded before the transaction
 	res *cdp.ApplyResult
 
 	owners  map[string]cdp.ProfileID // blind index -> profile, as seen in this transaction
@@ -218,10 +210,7 @@ func (a *applier) prefetchOwners(ctx context.Context, events []cdp.Event, fresh 
 	byWS := map[cdp.WorkspaceID][]string{}
 	for _, i := range fresh {
 		ev := &events[i]
-		keys, err := a.s.vault.Keys(ctx, ev.WorkspaceID)
-		if err != nil {
-			return err
-		}
+		keys := a.env[ev.WorkspaceID].keys
 		for _, id := range append(ev.Identities, aliasCandidates(ev)...) {
 			byWS[ev.WorkspaceID] = append(byWS[ev.WorkspaceID], string(keys.BlindIndex(id)))
 		}
@@ -349,14 +338,7 @@ func (a *applier) lockOwners(ctx context.Context) error {
 
 // apply resolves one event and stores it.
 func (a *applier) apply(ctx context.Context, ev *cdp.Event, payload []byte) error {
-	keys, err := a.s.vault.Keys(ctx, ev.WorkspaceID)
-	if err != nil {
-		return err
-	}
-	rules, err := a.s.rules.Get(ctx, ev.WorkspaceID)
-	if err != nil {
-		return err
-	}
+	keys, rules := a.env[ev.WorkspaceID].keys, a.env[ev.WorkspaceID].rules
 	refs, values := a.eventRefs(ev, keys, rules)
 	for _, r := range refs {
 		if a.suppressed[r.Blind] {

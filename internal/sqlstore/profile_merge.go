@@ -102,10 +102,7 @@ func (a *applier) merge(ctx context.Context, keys *vault.Keys, survivor cdp.Prof
 		return a.s.db.dialect.translate(err)
 	}
 	// For opt-out purposes the most restrictive state of the two wins.
-	voc, err := a.s.consent.Vocabulary(ctx, ev.WorkspaceID)
-	if err != nil {
-		return err
-	}
+	voc := a.env[ev.WorkspaceID].voc
 	carried := consent.MergeCarryOver(survivorLedger, movedLedger, voc.Purposes, ev.ReceivedAt)
 	for i := range carried {
 		carried[i].ID, carried[i].WorkspaceID, carried[i].Profile, carried[i].Origin = newEntryID(), ev.WorkspaceID, survivor, survivor

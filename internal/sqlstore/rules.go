@@ -61,7 +61,7 @@ func (s *IdentityRules) Get(ctx context.Context, ws cdp.WorkspaceID) (identity.R
 	s.mu.Lock()
 	c, ok := s.cache[ws]
 	s.mu.Unlock()
-	if ok && time.Now().Before(c.until) {
+	if ok && s.db.cached(c.until) {
 		return c.rules, nil
 	}
 	var raw string
