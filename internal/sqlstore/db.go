@@ -58,6 +58,9 @@ type dialect interface {
 	// rebind turns a statement written with $1..$N into the dialect's
 	// placeholders, reordering args if it must.
 	rebind(query string, args []any) (string, []any)
+	// lockKeys takes transaction-scoped exclusive locks on keys, which the
+	// caller sorted; SQLite needs none, as it runs one writer at a time.
+	lockKeys(ctx context.Context, q querier, keys []int64) error
 }
 
 // Open opens the database. It does not migrate; call Migrate.
@@ -186,7 +189,11 @@ func (db *DB) tx(ctx context.Context, fn func(querier) error) error {
 	if err != nil {
 		return db.dialect.translate(err)
 	}
-	if err := fn(conn{q: tx, d: db.dialect}); err != nil {
+	var q querier = conn{q: tx, d: db.dialect}
+	if db.dialect.name() == "sqlite" {
+		q = &preparedConn{tx: tx, d: db.dialect, m: map[string]*sql.Stmt{}}
+	}
+	if err := fn(q); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
@@ -194,6 +201,60 @@ func (db *DB) tx(ctx context.Context, fn func(querier) error) error {
 		return db.dialect.translate(err)
 	}
 	return nil
+}
+
+// preparedConn is the querier of a SQLite write transaction. It prepares
+// each distinct statement once per transaction, so that one run for every
+// event of a batch is parsed once, not once per event. (The PostgreSQL
+// driver keeps its own statement cache per connection.) Statements close
+// with the transaction.
+type preparedConn struct {
+	tx *sql.Tx
+	d  dialect
+	m  map[string]*sql.Stmt
+}
+
+// maxPrepared bounds the statements kept per transaction: multi-row
+// statements come in many sizes, and most run once.
+const maxPrepared = 64
+
+func (c *preparedConn) stmt(ctx context.Context, query string) *sql.Stmt {
+	if st, ok := c.m[query]; ok {
+		return st
+	}
+	if len(c.m) >= maxPrepared {
+		return nil
+	}
+	st, err := c.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil // run unprepared, which reports the error
+	}
+	c.m[query] = st
+	return st
+}
+
+func (c *preparedConn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	query, args = c.d.rebind(query, args)
+	if st := c.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return c.tx.QueryRowContext(ctx, query, args...)
+}
+
+func (c *preparedConn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	query, args = c.d.rebind(query, args)
+	if st := c.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return c.tx.QueryContext(ctx, query, args...)
+}
+
+func (c *preparedConn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	query, args = c.d.rebind(query, args)
+	if st := c.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return c.tx.ExecContext(ctx, query, args...)
 }
 
 func micros(t time.Time) int64 { return t.UnixMicro() }

@@ -42,6 +42,37 @@ func placeholders(from, n int) string {
 	return b.String()
 }
 
+// inSet is the condition "col is one of vals" and its arguments, numbered
+// from from. PostgreSQL gets one array parameter: it plans as an index
+// condition however many values there are, and the statement keeps one
+// shape for the driver's statement cache. SQLite gets a placeholder list.
+// vals of a bytea column hold bytes.
+func inSet[T ~string](d dialect, col string, from int, pgType string, vals []T) (string, []any) {
+	if d.name() == "postgres" {
+		if pgType == "bytea" {
+			arr := make([][]byte, len(vals))
+			for i, v := range vals {
+				arr[i] = []byte(v)
+			}
+			return fmt.Sprintf("%s = ANY($%d::bytea[])", col, from), []any{arr}
+		}
+		arr := make([]string, len(vals))
+		for i, v := range vals {
+			arr[i] = string(v)
+		}
+		return fmt.Sprintf("%s = ANY($%d::%s[])", col, from, pgType), []any{arr}
+	}
+	args := make([]any, len(vals))
+	for i, v := range vals {
+		if pgType == "bytea" {
+			args[i] = []byte(v)
+		} else {
+			args[i] = string(v)
+		}
+	}
+	return col + " IN (" + placeholders(from, len(vals)) + ")", args
+}
+
 // claimMessageIDs records the message ids of events and returns the
 // indexes of the events whose id was not recorded before, in order. Of two
 // copies of a message in one batch (a client retry), the first counts.

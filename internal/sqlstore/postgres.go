@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -20,6 +21,23 @@ func (postgresDialect) gooseDialect() goose.Dialect { return goose.DialectPostgr
 func (postgresDialect) lockUpdate() string          { return " FOR UPDATE" }
 
 func (postgresDialect) rebind(q string, args []any) (string, []any) { return q, args }
+
+// lockKeys takes the advisory locks in one statement; unnest hands the
+// sorted keys over in array order, so every transaction locks in the same
+// order and none waits for another in a cycle.
+func (d postgresDialect) lockKeys(ctx context.Context, q querier, keys []int64) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	rows, err := q.QueryContext(ctx, `SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, keys)
+	if err != nil {
+		return d.translate(err)
+	}
+	for rows.Next() {
+	}
+	rows.Close()
+	return d.translate(rows.Err())
+}
 
 // translate maps SQLSTATE codes to error kinds.
 func (postgresDialect) translate(err error) error {

@@ -7,6 +7,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -118,8 +119,16 @@ type applier struct {
 	pending []pendingEvent
 	touched map[cdp.ProfileID]*touch
 
-	payloads [][]byte                             // the batch's events, encoded
-	ledgers  map[cdp.ProfileID][]cdp.ConsentEntry // consent ledgers read in this transaction
+	payloads [][]byte // the batch's events, encoded
+	// Rows written at flush, flat (one value per column): new profiles,
+	// new identities (attached also per profile, for plan), and identity
+	// hashes.
+	newProfiles   []any
+	newIdentities []any
+	attached      map[cdp.ProfileID][]identity.Ref
+	hashes        []any
+	traits        map[cdp.ProfileID]map[string]traitRow // trait writes, written at flush
+	ledgers       map[cdp.ProfileID][]cdp.ConsentEntry  // consent ledgers read in this transaction
 	// suppressed are the blind indexes of erased people's identities.
 	suppressed map[string]bool
 
@@ -142,13 +151,22 @@ type touch struct {
 }
 
 func (a *applier) run(ctx context.Context, events []cdp.Event) error {
+	blinds := a.batchBlinds(events)
+	if err := a.lockIdentities(ctx, blinds); err != nil {
+		return err
+	}
 	fresh, err := claimMessageIDs(ctx, a.tx, a.s.db.dialect, events)
 	if err != nil {
 		return err
 	}
 	a.res.Duplicates = len(events) - len(fresh)
-	if err := a.prefetchOwners(ctx, events, fresh); err != nil {
-		return err
+	for ws, b := range blinds {
+		if err := a.loadOwners(ctx, ws, b); err != nil {
+			return err
+		}
+		if err := a.loadSuppressed(ctx, ws, b); err != nil {
+			return err
+		}
 	}
 	if err := a.lockOwners(ctx); err != nil {
 		return err
@@ -159,6 +177,47 @@ func (a *applier) run(ctx context.Context, events []cdp.Event) error {
 		}
 	}
 	return a.flush(ctx)
+}
+
+// batchBlinds returns the blind indexes of every identity the batch names
+// (an alias's previous id in both its possible types), per workspace.
+func (a *applier) batchBlinds(events []cdp.Event) map[cdp.WorkspaceID][]string {
+	out := map[cdp.WorkspaceID][]string{}
+	for i := range events {
+		ev := &events[i]
+		keys := a.env[ev.WorkspaceID].keys
+		for _, id := range append(ev.Identities, aliasCandidates(ev)...) {
+			out[ev.WorkspaceID] = append(out[ev.WorkspaceID], string(keys.BlindIndex(id)))
+		}
+	}
+	return out
+}
+
+// lockIdentities locks every identity of the batch, known or new, before
+// anything else is read or written. On PostgreSQL two batches naming the
+// same identity then run one after the other: the second sees the first's
+// profile instead of creating a second one, and neither can hold a new
+// identity the other waits for (which deadlocked, and under load made
+// batches fail after all their retries). Locks are taken in one sorted
+// sweep, so they never form a cycle.
+func (a *applier) lockIdentities(ctx context.Context, blinds map[cdp.WorkspaceID][]string) error {
+	var keys []int64
+	for _, bs := range blinds {
+		for _, b := range bs {
+			keys = append(keys, identityLockKey(b))
+		}
+	}
+	slices.Sort(keys)
+	return a.s.db.dialect.lockKeys(ctx, a.tx, slices.Compact(keys))
+}
+
+// identityLockKey is the advisory lock key of a blind index: its first
+// eight bytes (a keyed hash, so uniformly spread; a collision only makes
+// two batches wait for each other).
+func identityLockKey(blind string) int64 {
+	var b [8]byte
+	copy(b[:], blind)
+	return int64(binary.BigEndian.Uint64(b[:]))
 }
 
 // eventRefs returns the blind indexes of an event's usable identities and
@@ -204,40 +263,14 @@ func aliasCandidates(ev *cdp.Event) []cdp.Identity {
 	return out
 }
 
-// prefetchOwners loads the owners of every identity of the batch in a few
-// queries, so that most events need no lookup of their own.
-func (a *applier) prefetchOwners(ctx context.Context, events []cdp.Event, fresh []int) error {
-	byWS := map[cdp.WorkspaceID][]string{}
-	for _, i := range fresh {
-		ev := &events[i]
-		keys := a.env[ev.WorkspaceID].keys
-		for _, id := range append(ev.Identities, aliasCandidates(ev)...) {
-			byWS[ev.WorkspaceID] = append(byWS[ev.WorkspaceID], string(keys.BlindIndex(id)))
-		}
-	}
-	for ws, blinds := range byWS {
-		if err := a.loadOwners(ctx, ws, blinds); err != nil {
-			return err
-		}
-		if err := a.loadSuppressed(ctx, ws, blinds); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // loadSuppressed finds which of the batch's identities belong to erased
 // people.
 func (a *applier) loadSuppressed(ctx context.Context, ws cdp.WorkspaceID, blinds []string) error {
 	for start := 0; start < len(blinds); start += rowsPerStatement {
 		chunk := blinds[start:min(start+rowsPerStatement, len(blinds))]
-		args := make([]any, 0, len(chunk)+1)
-		args = append(args, ws)
-		for _, b := range chunk {
-			args = append(args, []byte(b))
-		}
+		cond, args := inSet(a.s.db.dialect, "blind", 2, "bytea", chunk)
 		rows, err := a.tx.QueryContext(ctx,
-			`SELECT blind FROM suppressions WHERE workspace_id = $1 AND lifted_at IS NULL AND blind IN (`+placeholders(2, len(chunk))+`)`, args...)
+			`SELECT blind FROM suppressions WHERE workspace_id = $1 AND lifted_at IS NULL AND `+cond, append([]any{ws}, args...)...)
 		if err != nil {
 			return a.s.db.dialect.translate(err)
 		}
@@ -263,13 +296,9 @@ func (a *applier) loadSuppressed(ctx context.Context, ws cdp.WorkspaceID, blinds
 func (a *applier) loadOwners(ctx context.Context, ws cdp.WorkspaceID, blinds []string) error {
 	for start := 0; start < len(blinds); start += rowsPerStatement {
 		chunk := blinds[start:min(start+rowsPerStatement, len(blinds))]
-		args := make([]any, 0, len(chunk)+1)
-		args = append(args, ws)
-		for _, b := range chunk {
-			args = append(args, []byte(b))
-		}
+		cond, args := inSet(a.s.db.dialect, "blind", 2, "bytea", chunk)
 		rows, err := a.tx.QueryContext(ctx,
-			`SELECT blind, profile_id FROM identities WHERE workspace_id = $1 AND blind IN (`+placeholders(2, len(chunk))+`)`, args...)
+			`SELECT blind, profile_id FROM identities WHERE workspace_id = $1 AND `+cond, append([]any{ws}, args...)...)
 		if err != nil {
 			return a.s.db.dialect.translate(err)
 		}
@@ -311,12 +340,9 @@ func (a *applier) lockOwners(ctx context.Context) error {
 	slices.Sort(ids)
 	for start := 0; start < len(ids); start += rowsPerStatement {
 		chunk := ids[start:min(start+rowsPerStatement, len(ids))]
-		args := make([]any, len(chunk))
-		for i, p := range chunk {
-			args[i] = p
-		}
-		rows, err := a.tx.QueryContext(ctx, `SELECT id FROM profiles WHERE id IN (`+placeholders(1, len(chunk))+
-			`) AND merged_into IS NULL AND data_key IS NOT NULL ORDER BY id`+a.s.db.dialect.lockUpdate(), args...)
+		cond, args := inSet(a.s.db.dialect, "id", 1, "text", chunk)
+		rows, err := a.tx.QueryContext(ctx, `SELECT id FROM profiles WHERE `+cond+
+			` AND merged_into IS NULL AND data_key IS NOT NULL ORDER BY id`+a.s.db.dialect.lockUpdate(), args...)
 		if err != nil {
 			return a.s.db.dialect.translate(err)
 		}
@@ -488,11 +514,8 @@ func (a *applier) loadViews(ctx context.Context, views map[cdp.ProfileID][]ident
 	if len(ids) == 0 {
 		return nil
 	}
-	args := make([]any, len(ids))
-	for i, p := range ids {
-		args[i] = p
-	}
-	rows, err := a.tx.QueryContext(ctx, `SELECT profile_id, type, blind FROM identities WHERE profile_id IN (`+placeholders(1, len(ids))+`)`, args...)
+	cond, args := inSet(a.s.db.dialect, "profile_id", 1, "text", ids)
+	rows, err := a.tx.QueryContext(ctx, `SELECT profile_id, type, blind FROM identities WHERE `+cond, args...)
 	if err != nil {
 		return a.s.db.dialect.translate(err)
 	}
@@ -507,6 +530,10 @@ func (a *applier) loadViews(ctx context.Context, views map[cdp.ProfileID][]ident
 		}
 		views[cdp.ProfileID(p)] = append(views[cdp.ProfileID(p)], identity.Ref{Type: cdp.IdentityType(typ), Blind: string(blind)})
 	}
+	// Identities attached earlier in this batch are not written yet.
+	for _, p := range ids {
+		views[p] = append(views[p], a.attached[p]...)
+	}
 	return rows.Err()
 }
 
@@ -515,11 +542,8 @@ func (a *applier) loadBlocks(ctx context.Context, ids []cdp.ProfileID) (map[[2]c
 	if len(ids) < 2 {
 		return out, nil
 	}
-	args := make([]any, len(ids))
-	for i, p := range ids {
-		args[i] = p
-	}
-	rows, err := a.tx.QueryContext(ctx, `SELECT profile_a, profile_b FROM merge_blocks WHERE profile_a IN (`+placeholders(1, len(ids))+`)`, args...)
+	cond, args := inSet(a.s.db.dialect, "profile_a", 1, "text", ids)
+	rows, err := a.tx.QueryContext(ctx, `SELECT profile_a, profile_b FROM merge_blocks WHERE `+cond, args...)
 	if err != nil {
 		return nil, a.s.db.dialect.translate(err)
 	}
@@ -548,11 +572,7 @@ func (a *applier) createProfile(ctx context.Context, keys *vault.Keys, ev *cdp.E
 		return "", err
 	}
 	now := micros(ev.ReceivedAt)
-	if _, err := a.tx.ExecContext(ctx,
-		`INSERT INTO profiles (id, workspace_id, data_key, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)`,
-		id, ev.WorkspaceID, wrapped, now, now); err != nil {
-		return "", a.s.db.dialect.translate(err)
-	}
+	a.newProfiles = append(a.newProfiles, id, ev.WorkspaceID, wrapped, now, now)
 	a.s.keys.put(id, dk)
 	a.active[id] = true
 	a.res.ProfilesCreated++
@@ -586,25 +606,20 @@ func (s *Profiles) openKey(ctx context.Context, q querier, keys *vault.Keys, p c
 	return dk, nil
 }
 
-// attach adds identities new to the graph to a profile. A concurrent
-// writer that attached one of them first wins; this transaction retries.
+// attach adds identities new to the graph to a profile. The rows are
+// written at flush; a concurrent writer that attached one of them first
+// (which the identity locks rule out) makes this transaction retry.
 func (a *applier) attach(ctx context.Context, ev *cdp.Event, p cdp.ProfileID, keys *vault.Keys, dk *vault.DataKey, refs []identity.Ref, values map[string]cdp.Identity) error {
 	for _, r := range refs {
 		id := values[r.Blind]
-		res, err := a.tx.ExecContext(ctx,
-			`INSERT INTO identities (workspace_id, blind, profile_id, type, value, first_seen) VALUES ($1, $2, $3, $4, $5, $6)
-			 ON CONFLICT (workspace_id, blind) DO NOTHING`,
-			ev.WorkspaceID, []byte(r.Blind), p, string(r.Type), dk.Seal(nil, []byte(id.Value), identityAD(r.Blind)), micros(ev.Timestamp))
-		if err != nil {
-			return a.s.db.dialect.translate(err)
+		a.newIdentities = append(a.newIdentities, ev.WorkspaceID, []byte(r.Blind), p, string(r.Type),
+			dk.Seal(nil, []byte(id.Value), identityAD(r.Blind)), micros(ev.Timestamp))
+		if a.attached == nil {
+			a.attached = map[cdp.ProfileID][]identity.Ref{}
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return errRace
-		}
+		a.attached[p] = append(a.attached[p], r)
 		a.owners[r.Blind] = p
-		if err := insertIdentityHashes(ctx, a.tx, a.s.db.dialect, ev.WorkspaceID, keys, id, r.Blind); err != nil {
-			return err
-		}
+		a.hashes = appendIdentityHashes(a.hashes, ev.WorkspaceID, keys, id, r.Blind)
 	}
 	return nil
 }
@@ -620,16 +635,26 @@ var hashFormats = []struct {
 	{"md5", func(b []byte) []byte { h := md5.Sum(b); return h[:] }},
 }
 
-// insertIdentityHashes records the keyed hashes of an identity's hashed
-// forms. Anonymous ids and mParticle ids are never named in requests.
-func insertIdentityHashes(ctx context.Context, q querier, d dialect, ws cdp.WorkspaceID, keys *vault.Keys, id cdp.Identity, blind string) error {
+// appendIdentityHashes adds the rows of an identity's keyed hashes of its
+// hashed forms (flat: workspace, hashed, blind) to rows, for
+// insertIdentityHashes.
+func appendIdentityHashes(rows []any, ws cdp.WorkspaceID, keys *vault.Keys, id cdp.Identity, blind string) []any {
 	if id.Type == cdp.AnonymousID || id.Type == cdp.MPID {
-		return nil
+		return rows
 	}
 	for _, f := range hashFormats {
-		hashed := keys.HashedIndex(id.Type, f.name, hex.EncodeToString(f.sum([]byte(id.Value))))
-		if _, err := q.ExecContext(ctx, `INSERT INTO identity_hashes (workspace_id, hashed, blind) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-			ws, hashed, []byte(blind)); err != nil {
+		rows = append(rows, ws, keys.HashedIndex(id.Type, f.name, hex.EncodeToString(f.sum([]byte(id.Value)))), []byte(blind))
+	}
+	return rows
+}
+
+// insertIdentityHashes writes rows made by appendIdentityHashes.
+func insertIdentityHashes(ctx context.Context, q querier, d dialect, rows []any) error {
+	const cols = 3
+	for start := 0; start < len(rows); start += cols * rowsPerStatement {
+		chunk := rows[start:min(start+cols*rowsPerStatement, len(rows))]
+		stmt := `INSERT INTO identity_hashes (workspace_id, hashed, blind) VALUES ` + rowsOf(len(chunk)/cols, cols) + ` ON CONFLICT DO NOTHING`
+		if _, err := q.ExecContext(ctx, stmt, chunk...); err != nil {
 			return d.translate(err)
 		}
 	}
@@ -657,18 +682,41 @@ func (a *applier) applyTraits(ctx context.Context, ev *cdp.Event, p cdp.ProfileI
 			rows = append(rows, traitRow{name: name, at: micros(ev.Timestamp)})
 		}
 	}
-	return upsertTraits(ctx, a.tx, a.s.db.dialect, p, rows)
+	// Buffered until flush: of a batch's writes to one trait only the
+	// winner (latest event time; on a tie the later arrival) is written.
+	if a.traits == nil {
+		a.traits = map[cdp.ProfileID]map[string]traitRow{}
+	}
+	if a.traits[p] == nil {
+		a.traits[p] = map[string]traitRow{}
+	}
+	for _, r := range rows {
+		if old, ok := a.traits[p][r.name]; !ok || r.at >= old.at {
+			r.profile = p
+			a.traits[p][r.name] = r
+		}
+	}
+	return nil
 }
 
 type traitRow struct {
-	name  string
-	value []byte // nil: deleted
-	at    int64
+	profile cdp.ProfileID
+	name    string
+	value   []byte // nil: deleted
+	at      int64
 }
 
-// upsertTraits writes trait rows, last write (by event time) winning; on a
-// tie the later arrival wins.
+// upsertTraits writes trait rows of profile p, last write (by event time)
+// winning; on a tie the later arrival wins.
 func upsertTraits(ctx context.Context, q querier, d dialect, p cdp.ProfileID, rows []traitRow) error {
+	for i := range rows {
+		rows[i].profile = p
+	}
+	return writeTraits(ctx, q, d, rows)
+}
+
+// writeTraits writes trait rows, each of its own profile.
+func writeTraits(ctx context.Context, q querier, d dialect, rows []traitRow) error {
 	for start := 0; start < len(rows); start += rowsPerStatement {
 		chunk := rows[start:min(start+rowsPerStatement, len(rows))]
 		var b strings.Builder
@@ -679,7 +727,7 @@ func upsertTraits(ctx context.Context, q querier, d dialect, p cdp.ProfileID, ro
 				b.WriteString(", ")
 			}
 			fmt.Fprintf(&b, "($%d, $%d, $%d, $%d)", 4*i+1, 4*i+2, 4*i+3, 4*i+4)
-			args = append(args, p, r.name, r.value, r.at)
+			args = append(args, r.profile, r.name, r.value, r.at)
 		}
 		b.WriteString(` ON CONFLICT (profile_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
 			WHERE excluded.updated_at >= traits.updated_at`)
@@ -714,6 +762,9 @@ func (a *applier) flush(ctx context.Context) error {
 	if err := a.flushForwarding(ctx); err != nil {
 		return err
 	}
+	if err := a.flushGraph(ctx); err != nil {
+		return err
+	}
 	const cols = 10
 	for start := 0; start < len(a.pending); start += rowsPerStatement {
 		chunk := a.pending[start:min(start+rowsPerStatement, len(a.pending))]
@@ -734,14 +785,103 @@ func (a *applier) flush(ctx context.Context) error {
 		}
 	}
 	a.pending = a.pending[:0]
-	for p, t := range a.touched {
-		if _, err := a.tx.ExecContext(ctx,
-			`UPDATE profiles SET event_count = event_count + $1, updated_at = CASE WHEN updated_at > $2 THEN updated_at ELSE $2 END WHERE id = $3`,
-			t.events, t.updated, p); err != nil {
-			return a.s.db.dialect.translate(err)
+	var traits []traitRow
+	for _, byName := range a.traits {
+		for _, r := range byName {
+			traits = append(traits, r)
 		}
 	}
+	if err := writeTraits(ctx, a.tx, a.s.db.dialect, traits); err != nil {
+		return err
+	}
+	clear(a.traits)
+	if err := bumpProfiles(ctx, a.tx, a.s.db.dialect, a.touched); err != nil {
+		return err
+	}
 	clear(a.touched)
+	return nil
+}
+
+// flushGraph writes the profiles and identities created since the last
+// flush.
+func (a *applier) flushGraph(ctx context.Context) error {
+	d := a.s.db.dialect
+	const pcols = 5
+	for start := 0; start < len(a.newProfiles); start += pcols * rowsPerStatement {
+		chunk := a.newProfiles[start:min(start+pcols*rowsPerStatement, len(a.newProfiles))]
+		q := `INSERT INTO profiles (id, workspace_id, data_key, created_at, updated_at) VALUES ` + rowsOf(len(chunk)/pcols, pcols)
+		if _, err := a.tx.ExecContext(ctx, q, chunk...); err != nil {
+			return d.translate(err)
+		}
+	}
+	a.newProfiles = a.newProfiles[:0]
+	const icols = 6
+	for start := 0; start < len(a.newIdentities); start += icols * rowsPerStatement {
+		chunk := a.newIdentities[start:min(start+icols*rowsPerStatement, len(a.newIdentities))]
+		q := `INSERT INTO identities (workspace_id, blind, profile_id, type, value, first_seen) VALUES ` + rowsOf(len(chunk)/icols, icols) +
+			` ON CONFLICT (workspace_id, blind) DO NOTHING RETURNING blind`
+		rows, err := a.tx.QueryContext(ctx, q, chunk...)
+		if err != nil {
+			return d.translate(err)
+		}
+		n := 0
+		for rows.Next() {
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return d.translate(err)
+		}
+		if n < len(chunk)/icols {
+			return errRace // someone else attached one of them first
+		}
+	}
+	a.newIdentities = a.newIdentities[:0]
+	clear(a.attached)
+	if err := insertIdentityHashes(ctx, a.tx, d, a.hashes); err != nil {
+		return err
+	}
+	a.hashes = a.hashes[:0]
+	return nil
+}
+
+// rowsOf is the VALUES list of n rows of cols placeholders each.
+func rowsOf(n, cols int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(" + placeholders(cols*i+1, cols) + ")")
+	}
+	return b.String()
+}
+
+// bumpProfiles adds a batch's events to their profiles' counters and
+// times. On PostgreSQL it is one statement for the batch; SQLite runs in
+// process, where a prepared statement per profile costs next to nothing.
+func bumpProfiles(ctx context.Context, q querier, d dialect, touched map[cdp.ProfileID]*touch) error {
+	if len(touched) == 0 {
+		return nil
+	}
+	if d.name() == "postgres" {
+		ids := make([]string, 0, len(touched))
+		events := make([]int64, 0, len(touched))
+		updated := make([]int64, 0, len(touched))
+		for p, t := range touched {
+			ids, events, updated = append(ids, string(p)), append(events, t.events), append(updated, t.updated)
+		}
+		_, err := q.ExecContext(ctx, `UPDATE profiles SET event_count = profiles.event_count + v.n, updated_at = GREATEST(profiles.updated_at, v.at)
+			FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(id, n, at) WHERE profiles.id = v.id`, ids, events, updated)
+		return d.translate(err)
+	}
+	for p, t := range touched {
+		if _, err := q.ExecContext(ctx,
+			`UPDATE profiles SET event_count = event_count + $1, updated_at = CASE WHEN updated_at > $2 THEN updated_at ELSE $2 END WHERE id = $3`,
+			t.events, t.updated, p); err != nil {
+			return d.translate(err)
+		}
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -21,6 +22,8 @@ type sqliteDialect struct{}
 func (sqliteDialect) name() string                { return "sqlite" }
 func (sqliteDialect) gooseDialect() goose.Dialect { return goose.DialectSQLite3 }
 func (sqliteDialect) lockUpdate() string          { return "" }
+
+func (sqliteDialect) lockKeys(context.Context, querier, []int64) error { return nil }
 
 // rebind turns $N placeholders into plain ?, passing args in the order the
 // placeholders appear. SQLite resolves numbered and named parameters by
@@ -94,7 +97,7 @@ func openSQLite(cfg Config) (*DB, error) {
 	pragmas := url.Values{}
 	for _, p := range []string{
 		"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)",
-		"foreign_keys(1)", "secure_delete(1)", "cache_size(-131072)", "temp_store(memory)",
+		"foreign_keys(1)", "secure_delete(1)", "cache_size(-131072)", "temp_store(memory)", "wal_autocheckpoint(16384)", "journal_size_limit(67108864)",
 	} {
 		pragmas.Add("_pragma", p)
 	}
