@@ -142,6 +142,9 @@ func benchProcessingCommand(ctx context.Context, args []string, stdout, stderr i
 	}
 	slices.Sort(latencies)
 	pct := func(p float64) time.Duration { return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))] }
+	if err := db.Checkpoint(ctx); err != nil {
+		return err
+	}
 	size, err := storageSize(ctx, db, cfg)
 	if err != nil {
 		return err

@@ -116,6 +116,17 @@ func (db *DB) Close() error {
 	return err
 }
 
+// Checkpoint folds SQLite's write-ahead log into the database file and
+// truncates it (so the file's size is what the data takes). PostgreSQL
+// manages its own.
+func (db *DB) Checkpoint(ctx context.Context) error {
+	if db.dialect.name() != "sqlite" {
+		return nil
+	}
+	_, err := db.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+	return err
+}
+
 // Migrate applies every migration not yet applied. It is safe to run from
 // several processes at once on PostgreSQL (goose takes a lock).
 func (db *DB) Migrate(ctx context.Context, log *slog.Logger) error {

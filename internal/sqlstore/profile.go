@@ -341,18 +341,26 @@ func (a *applier) lockOwners(ctx context.Context) error {
 	for start := 0; start < len(ids); start += rowsPerStatement {
 		chunk := ids[start:min(start+rowsPerStatement, len(ids))]
 		cond, args := inSet(a.s.db.dialect, "id", 1, "text", chunk)
-		rows, err := a.tx.QueryContext(ctx, `SELECT id FROM profiles WHERE `+cond+
-			` AND merged_into IS NULL AND data_key IS NOT NULL ORDER BY id`+a.s.db.dialect.lockUpdate(), args...)
+		// Liveness is checked here, not in the WHERE clause: given
+		// "merged_into IS NULL", SQLite walked the merged_into index,
+		// which nearly every profile matches, instead of the primary key.
+		rows, err := a.tx.QueryContext(ctx, `SELECT id, merged_into IS NULL AND data_key IS NOT NULL FROM profiles WHERE `+cond+
+			` ORDER BY id`+a.s.db.dialect.lockUpdate(), args...)
 		if err != nil {
 			return a.s.db.dialect.translate(err)
 		}
 		for rows.Next() {
-			var p string
-			if err := rows.Scan(&p); err != nil {
+			var (
+				p    string
+				live bool
+			)
+			if err := rows.Scan(&p, &live); err != nil {
 				rows.Close()
 				return err
 			}
-			a.active[cdp.ProfileID(p)] = true
+			if live {
+				a.active[cdp.ProfileID(p)] = true
+			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {

@@ -94,6 +94,13 @@ func openSQLite(cfg Config) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
+	// Create the file owner-only before SQLite opens it: SQLite gives its
+	// write-ahead log and shared-memory files the database file's mode.
+	f, err := os.OpenFile(cfg.Path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	f.Close()
 	pragmas := url.Values{}
 	for _, p := range []string{
 		"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)",
@@ -116,7 +123,7 @@ func openSQLite(cfg Config) (*DB, error) {
 	}
 	r.SetMaxOpenConns(cfg.MaxConns)
 	r.SetMaxIdleConns(cfg.MaxConns)
-	if err := os.Chmod(cfg.Path, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Chmod(cfg.Path, 0o600); err != nil {
 		w.Close()
 		r.Close()
 		return nil, fmt.Errorf("sqlite: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -35,4 +36,23 @@ func openDB(t testing.TB, cfg sqlstore.Config) *sqlstore.DB {
 		t.Fatalf("migrate: %v", err)
 	}
 	return db
+}
+
+// TestSQLiteFilesOwnerOnly: the database, its write-ahead log and its
+// shared memory are readable by their owner only, whatever the umask.
+func TestSQLiteFilesOwnerOnly(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, sqlstore.Config{Path: filepath.Join(dir, "custos.db")})
+	if _, err := db.Workspaces().Bootstrap(context.Background(), testBootstrap("ws_mode")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"custos.db", "custos.db-wal", "custos.db-shm"} {
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode := st.Mode().Perm(); mode != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", name, mode)
+		}
+	}
 }
