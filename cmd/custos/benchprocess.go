@@ -102,6 +102,19 @@ func benchProcessingCommand(ctx context.Context, args []string, stdout, stderr i
 		}
 		defer pprof.StopCPUProfile()
 	}
+	// The server's maintenance (planner statistics) runs as in serve.
+	maint, stopMaint := context.WithCancel(ctx)
+	defer stopMaint()
+	go func() {
+		for {
+			select {
+			case <-maint.Done():
+				return
+			case <-time.After(10 * time.Second):
+				_, _ = db.Analyze(maint)
+			}
+		}
+	}()
 	var (
 		mu        sync.Mutex
 		total     cdp.ApplyResult

@@ -151,6 +151,7 @@ func start(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 			return nil, fmt.Errorf("processor: %w", err)
 		}
 		s.bg.Go(func() { s.pruneMessageIDs(bgCtx) })
+		s.bg.Go(func() { s.analyze(bgCtx) })
 		s.bg.Go(func() { relay.Run(bgCtx) })
 	}
 	fwd := &forwarding{registry: registry(), vault: v, bus: s.bus, allowPrivate: cfg.AllowPrivate}
@@ -295,6 +296,25 @@ func (s *server) run(ctx context.Context) error {
 		s.log.Info("stopped cleanly")
 	}
 	return err
+}
+
+// analyze keeps the database's planner statistics fresh (see
+// sqlstore.DB.Analyze), every minute.
+func (s *server) analyze(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := s.db.Analyze(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("analyzing tables failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("analyzed tables (PostgreSQL autovacuum is off: vacuum them too)", "count", n)
+		}
+	}
 }
 
 // pruneMessageIDs forgets message ids older than the deduplication window,

@@ -58,9 +58,10 @@ type dialect interface {
 	// rebind turns a statement written with $1..$N into the dialect's
 	// placeholders, reordering args if it must.
 	rebind(query string, args []any) (string, []any)
-	// lockKeys takes transaction-scoped exclusive locks on keys, which the
-	// caller sorted; SQLite needs none, as it runs one writer at a time.
-	lockKeys(ctx context.Context, q querier, keys []int64) error
+	// lockKeys takes transaction-scoped exclusive locks on identity keys,
+	// which the caller sorted and deduplicated; SQLite needs none, as it
+	// runs one writer at a time.
+	lockKeys(ctx context.Context, q querier, keys []int32) error
 }
 
 // Open opens the database. It does not migrate; call Migrate.
@@ -125,6 +126,50 @@ func (db *DB) Checkpoint(ctx context.Context) error {
 	}
 	_, err := db.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
 	return err
+}
+
+// Analyze refreshes the planner's statistics of tables that changed much
+// since they were last analyzed, and returns how many it analyzed. On
+// PostgreSQL it does so only when autovacuum is off (it otherwise does
+// this itself): without statistics the planner takes a table of a million
+// identities for an empty one and scans it whole for every lookup. On
+// SQLite it runs PRAGMA optimize.
+func (db *DB) Analyze(ctx context.Context) (int, error) {
+	if db.dialect.name() == "sqlite" {
+		_, err := db.w.ExecContext(ctx, `PRAGMA optimize`)
+		return 0, err
+	}
+	var autovacuum string
+	if err := db.r.QueryRowContext(ctx, `SELECT current_setting('autovacuum')`).Scan(&autovacuum); err != nil {
+		return 0, db.dialect.translate(err)
+	}
+	if autovacuum == "on" {
+		return 0, nil
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) FROM pg_stat_user_tables
+		WHERE schemaname = current_schema() AND n_mod_since_analyze > 50 + n_live_tup / 10`)
+	if err != nil {
+		return 0, db.dialect.translate(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		tables = append(tables, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, db.dialect.translate(err)
+	}
+	for _, t := range tables {
+		if _, err := db.w.ExecContext(ctx, `ANALYZE `+t); err != nil {
+			return 0, db.dialect.translate(err)
+		}
+	}
+	return len(tables), nil
 }
 
 // Migrate applies every migration not yet applied. It is safe to run from

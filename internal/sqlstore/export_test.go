@@ -12,3 +12,10 @@ func (db *DB) ExecForTest(ctx context.Context, q string, args ...any) error {
 // DisableCachesForTest makes every settings cache miss, so a store that
 // reads settings inside a transaction is caught at once.
 func (db *DB) DisableCachesForTest() { db.uncached.Store(true) }
+
+// QueryStringForTest runs a one-value query on the read pool.
+func (db *DB) QueryStringForTest(ctx context.Context, q string) (string, error) {
+	var s string
+	err := db.r.QueryRowContext(ctx, q).Scan(&s)
+	return s, err
+}

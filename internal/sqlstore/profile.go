@@ -85,12 +85,19 @@ func (s *Profiles) Apply(ctx context.Context, events []cdp.Event) (cdp.ApplyResu
 	}
 	for attempt := range 20 {
 		res = cdp.ApplyResult{}
+		var a *applier
 		err = s.db.tx(ctx, func(tx querier) error {
-			a := &applier{s: s, tx: tx, env: env, res: &res, owners: map[string]cdp.ProfileID{},
+			a = &applier{s: s, tx: tx, env: env, res: &res, owners: map[string]cdp.ProfileID{},
 				active: map[cdp.ProfileID]bool{}, touched: map[cdp.ProfileID]*touch{}, payloads: payloads,
-				ledgers: map[cdp.ProfileID][]cdp.ConsentEntry{}}
+				ledgers: map[cdp.ProfileID][]cdp.ConsentEntry{}, newKeys: map[cdp.ProfileID]*vault.DataKey{}}
 			return a.run(ctx, events)
 		})
+		if err == nil {
+			// New profiles' keys are shared only once their rows exist.
+			for p, dk := range a.newKeys {
+				s.keys.put(p, dk)
+			}
+		}
 		if err == nil || !retryable(err) || ctx.Err() != nil {
 			break
 		}
@@ -126,9 +133,13 @@ type applier struct {
 	newProfiles   []any
 	newIdentities []any
 	attached      map[cdp.ProfileID][]identity.Ref
-	hashes        []any
-	traits        map[cdp.ProfileID]map[string]traitRow // trait writes, written at flush
-	ledgers       map[cdp.ProfileID][]cdp.ConsentEntry  // consent ledgers read in this transaction
+	// newKeys are the data keys of profiles created in this transaction;
+	// they reach the shared cache after commit (a key evicted from it
+	// before the row is written could not be read back).
+	newKeys map[cdp.ProfileID]*vault.DataKey
+	hashes  []any
+	traits  map[cdp.ProfileID]map[string]traitRow // trait writes, written at flush
+	ledgers map[cdp.ProfileID][]cdp.ConsentEntry  // consent ledgers read in this transaction
 	// suppressed are the blind indexes of erased people's identities.
 	suppressed map[string]bool
 
@@ -201,7 +212,7 @@ func (a *applier) batchBlinds(events []cdp.Event) map[cdp.WorkspaceID][]string {
 // batches fail after all their retries). Locks are taken in one sorted
 // sweep, so they never form a cycle.
 func (a *applier) lockIdentities(ctx context.Context, blinds map[cdp.WorkspaceID][]string) error {
-	var keys []int64
+	var keys []int32
 	for _, bs := range blinds {
 		for _, b := range bs {
 			keys = append(keys, identityLockKey(b))
@@ -212,12 +223,11 @@ func (a *applier) lockIdentities(ctx context.Context, blinds map[cdp.WorkspaceID
 }
 
 // identityLockKey is the advisory lock key of a blind index: its first
-// eight bytes (a keyed hash, so uniformly spread; a collision only makes
-// two batches wait for each other).
-func identityLockKey(blind string) int64 {
-	var b [8]byte
+// four bytes (a keyed hash, so uniformly spread).
+func identityLockKey(blind string) int32 {
+	var b [4]byte
 	copy(b[:], blind)
-	return int64(binary.BigEndian.Uint64(b[:]))
+	return int32(binary.BigEndian.Uint32(b[:]))
 }
 
 // eventRefs returns the blind indexes of an event's usable identities and
@@ -581,7 +591,7 @@ func (a *applier) createProfile(ctx context.Context, keys *vault.Keys, ev *cdp.E
 	}
 	now := micros(ev.ReceivedAt)
 	a.newProfiles = append(a.newProfiles, id, ev.WorkspaceID, wrapped, now, now)
-	a.s.keys.put(id, dk)
+	a.newKeys[id] = dk
 	a.active[id] = true
 	a.res.ProfilesCreated++
 	return id, nil
@@ -589,6 +599,9 @@ func (a *applier) createProfile(ctx context.Context, keys *vault.Keys, ev *cdp.E
 
 // dataKey returns a live profile's data key, from the cache or unwrapped.
 func (a *applier) dataKey(ctx context.Context, keys *vault.Keys, p cdp.ProfileID) (*vault.DataKey, error) {
+	if dk, ok := a.newKeys[p]; ok {
+		return dk, nil
+	}
 	if dk, ok := a.s.keys.get(p); ok {
 		return dk, nil
 	}

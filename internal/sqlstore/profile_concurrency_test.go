@@ -74,3 +74,63 @@ func TestConcurrentApplyOnePerson(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentLargeAndSmallBatches mixes batches naming more identities
+// than a transaction locks one by one (they lock buckets) with small ones
+// (they lock each identity), all naming the same new people at once: every
+// person must end up with exactly one profile holding both of their ids.
+func TestConcurrentLargeAndSmallBatches(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *sqlstore.DB) {
+		p := newProfiles(t, db)
+		ctx := context.Background()
+		const people = 300
+		var big []cdp.Event
+		for i := range people {
+			big = append(big, ev(fmt.Sprintf("big-%d", i), cdp.Identify, ids("user_id", fmt.Sprintf("u%d", i)), at(time.Second)))
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for w := range 2 {
+			wg.Go(func() {
+				// The same large batch twice under different message ids.
+				b := make([]cdp.Event, len(big))
+				copy(b, big)
+				for i := range b {
+					b[i].MessageID = fmt.Sprintf("%s-w%d", b[i].MessageID, w)
+				}
+				if _, err := p.Apply(ctx, b); err != nil {
+					errs <- err
+				}
+			})
+		}
+		for w := range 3 {
+			wg.Go(func() {
+				for i := w; i < people; i += 3 {
+					e := ev(fmt.Sprintf("small-%d", i), cdp.Identify, ids("anonymous_id", fmt.Sprintf("a%d", i), "user_id", fmt.Sprintf("u%d", i)))
+					if _, err := p.Apply(ctx, []cdp.Event{e}); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("apply: %v", err)
+		}
+		for i := range people {
+			u := find(t, p, cdp.UserID, fmt.Sprintf("u%d", i))
+			if a := find(t, p, cdp.AnonymousID, fmt.Sprintf("a%d", i)); a != u {
+				t.Fatalf("person %d has two profiles: %s (user id) and %s (anonymous id)", i, u, a)
+			}
+		}
+		live, err := db.QueryStringForTest(ctx, `SELECT CAST(COUNT(*) AS TEXT) FROM profiles WHERE merged_into IS NULL AND data_key IS NOT NULL`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if live != fmt.Sprint(people) {
+			t.Errorf("%s live profiles, want %d", live, people)
+		}
+	})
+}

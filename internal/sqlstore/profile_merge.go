@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/custos-cdp/custos/internal/cdp"
@@ -332,6 +333,16 @@ func (s *Profiles) Split(ctx context.Context, ws cdp.WorkspaceID, id cdp.MergeID
 			return cdp.Reason(cdp.Conflict, "already_split", "this merge was undone already")
 		}
 		out.ID, out.WorkspaceID, out.Survivor, out.At = id, ws, cdp.ProfileID(survivor), fromMicros(created)
+		// The identities moving back are locked as Apply locks them, so a
+		// batch naming one runs wholly before or after the split.
+		var lk []int32
+		for i := 0; i+32 <= len(moved); i += 32 {
+			lk = append(lk, identityLockKey(string(moved[i:i+32])))
+		}
+		slices.Sort(lk)
+		if err := s.db.dialect.lockKeys(ctx, tx, slices.Compact(lk)); err != nil {
+			return err
+		}
 		// The survivor may itself have merged into another profile since.
 		holder, err := s.liveProfile(ctx, tx, ws, out.Survivor)
 		if err != nil {

@@ -23,7 +23,7 @@ func (sqliteDialect) name() string                { return "sqlite" }
 func (sqliteDialect) gooseDialect() goose.Dialect { return goose.DialectSQLite3 }
 func (sqliteDialect) lockUpdate() string          { return "" }
 
-func (sqliteDialect) lockKeys(context.Context, querier, []int64) error { return nil }
+func (sqliteDialect) lockKeys(context.Context, querier, []int32) error { return nil }
 
 // rebind turns $N placeholders into plain ?, passing args in the order the
 // placeholders appear. SQLite resolves numbered and named parameters by
