@@ -9,7 +9,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/custos-cdp/custos/internal/cdp"
 )
@@ -79,52 +81,177 @@ func rawOrNil(m json.RawMessage) json.RawMessage {
 	return m
 }
 
-// Append appends ev as one JSON line to buf.
+// Append appends ev as one JSON line to buf. It writes the record by hand:
+// encoding/json spent most of its time re-validating and compacting the
+// raw JSON fields, which the gateway's decoders have validated already
+// (raw fields must be valid JSON; ones holding a line break are compacted,
+// so a record stays one line). Strings are escaped as encoding/json does,
+// invalid UTF-8 becoming U+FFFD.
 func Append(buf []byte, ev *cdp.Event) ([]byte, error) {
-	r := record{
-		MessageID:     ev.MessageID,
-		WorkspaceID:   string(ev.WorkspaceID),
-		SourceID:      string(ev.SourceID),
-		Format:        string(ev.Format),
-		Type:          string(ev.Type),
-		Name:          ev.Name,
-		PreviousID:    ev.PreviousID,
-		GroupID:       ev.GroupID,
-		Traits:        rawOrNil(ev.Traits),
-		DeletedTraits: ev.DeletedTraits,
-		Properties:    rawOrNil(ev.Properties),
-		Context:       rawOrNil(ev.Context),
-		Integrations:  rawOrNil(ev.Integrations),
-		IP:            ev.IP,
-		GPC:           ev.GPC,
-		Timestamp:     nanos(ev.Timestamp),
-		Original:      nanos(ev.OriginalTimestamp),
-		SentAt:        nanos(ev.SentAt),
-		ReceivedAt:    nanos(ev.ReceivedAt),
+	b := append(buf, `{"mid":`...)
+	b = appendString(b, ev.MessageID)
+	b = appendStringField(b, `,"ws":`, string(ev.WorkspaceID))
+	b = appendStringField(b, `,"src":`, string(ev.SourceID))
+	b = appendStringField(b, `,"fmt":`, string(ev.Format))
+	b = appendStringField(b, `,"t":`, string(ev.Type))
+	if ev.Name != "" {
+		b = appendStringField(b, `,"n":`, ev.Name)
 	}
 	if len(ev.Identities) > 0 {
-		r.Identities = make([]identity, len(ev.Identities))
+		b = append(b, `,"ids":[`...)
 		for i, id := range ev.Identities {
-			r.Identities[i] = identity{Type: string(id.Type), Value: id.Value}
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendStringField(b, `{"t":`, string(id.Type))
+			b = appendStringField(b, `,"v":`, id.Value)
+			b = append(b, '}')
 		}
+		b = append(b, ']')
+	}
+	if ev.PreviousID != "" {
+		b = appendStringField(b, `,"prev":`, ev.PreviousID)
+	}
+	if ev.GroupID != "" {
+		b = appendStringField(b, `,"grp":`, ev.GroupID)
+	}
+	var err error
+	if b, err = appendRaw(b, `,"tr":`, ev.Traits); err != nil {
+		return buf, err
+	}
+	if len(ev.DeletedTraits) > 0 {
+		b = append(b, `,"dtr":[`...)
+		for i, name := range ev.DeletedTraits {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, name)
+		}
+		b = append(b, ']')
+	}
+	for _, f := range []struct {
+		key string
+		raw json.RawMessage
+	}{{`,"pr":`, ev.Properties}, {`,"ctx":`, ev.Context}, {`,"int":`, ev.Integrations}} {
+		if b, err = appendRaw(b, f.key, f.raw); err != nil {
+			return buf, err
+		}
+	}
+	if ev.IP != "" {
+		b = appendStringField(b, `,"ip":`, ev.IP)
 	}
 	if len(ev.Consent) > 0 {
-		r.Consent = make([]consent, len(ev.Consent))
+		b = append(b, `,"cs":[`...)
 		for i, c := range ev.Consent {
-			r.Consent[i] = consent{
-				Vocabulary: string(c.Vocabulary), Key: c.Key, Purpose: string(c.Purpose), Granted: c.Granted, Withdrawn: c.Withdrawn,
-				CollectedAt: nanos(c.CollectedAt), Document: c.Document,
-				Location: c.Location, HardwareID: c.HardwareID,
+			if i > 0 {
+				b = append(b, ',')
 			}
+			b = appendStringField(b, `{"voc":`, string(c.Vocabulary))
+			b = appendStringField(b, `,"k":`, c.Key)
+			if c.Purpose != "" {
+				b = appendStringField(b, `,"p":`, string(c.Purpose))
+			}
+			b = append(b, `,"g":`...)
+			b = strconv.AppendBool(b, c.Granted)
+			if c.Withdrawn {
+				b = append(b, `,"w":true`...)
+			}
+			b = appendNanos(b, `,"at":`, c.CollectedAt, true)
+			if c.Document != "" {
+				b = appendStringField(b, `,"doc":`, c.Document)
+			}
+			if c.Location != "" {
+				b = appendStringField(b, `,"loc":`, c.Location)
+			}
+			if c.HardwareID != "" {
+				b = appendStringField(b, `,"hw":`, c.HardwareID)
+			}
+			b = append(b, '}')
 		}
+		b = append(b, ']')
 	}
-	b, err := json.Marshal(&r)
-	if err != nil {
-		// The raw fields were validated at the gateway; failing here is a bug.
-		return buf, fmt.Errorf("encode event: %w", err)
+	if ev.GPC {
+		b = append(b, `,"gpc":true`...)
 	}
-	buf = append(buf, b...)
-	return append(buf, '\n'), nil
+	b = appendNanos(b, `,"ts":`, ev.Timestamp, false)
+	b = appendNanos(b, `,"ots":`, ev.OriginalTimestamp, true)
+	b = appendNanos(b, `,"sat":`, ev.SentAt, true)
+	b = appendNanos(b, `,"rat":`, ev.ReceivedAt, false)
+	return append(b, '}', '\n'), nil
+}
+
+func appendStringField(b []byte, key, s string) []byte {
+	return appendString(append(b, key...), s)
+}
+
+func appendNanos(b []byte, key string, t time.Time, omitZero bool) []byte {
+	n := nanos(t)
+	if n == 0 && omitZero {
+		return b
+	}
+	return strconv.AppendInt(append(b, key...), n, 10)
+}
+
+// appendRaw appends a raw JSON field unless it is empty or null.
+func appendRaw(b []byte, key string, raw json.RawMessage) ([]byte, error) {
+	raw = rawOrNil(raw)
+	if raw == nil {
+		return b, nil
+	}
+	b = append(b, key...)
+	if bytes.IndexByte(raw, '\n') < 0 && bytes.IndexByte(raw, '\r') < 0 {
+		return append(b, raw...), nil
+	}
+	var c bytes.Buffer
+	if err := json.Compact(&c, raw); err != nil {
+		// The gateway validated raw fields; failing here is a bug.
+		return b, fmt.Errorf("encode event: %w", err)
+	}
+	return append(b, c.Bytes()...), nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // Encode returns events as JSON lines.
