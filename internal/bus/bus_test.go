@@ -247,3 +247,65 @@ func TestFullLogRefusesWrites(t *testing.T) {
 		}
 	})
 }
+
+// TestConsumerCombinesWaitingEntries: entries waiting in the log are
+// applied together (one handler call, so one store transaction, serves
+// many), each is acked, and an entry the handler refuses holds up none of
+// the others it was combined with.
+func TestConsumerCombinesWaitingEntries(t *testing.T) {
+	eachBus(t, func(t *testing.T, cfg bus.Config) {
+		b := openBus(t, cfg)
+		log := b.NewLog(bus.LogConfig{}, nil)
+		const entries = 40
+		for i := range entries {
+			if err := log.Append(context.Background(), []cdp.Event{event(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var (
+			mu       sync.Mutex
+			calls    int
+			largest  int
+			poisoned = "m000007"
+			seen     = map[string]int{}
+		)
+		h := func(_ context.Context, events []cdp.Event) error {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			largest = max(largest, len(events))
+			for _, ev := range events {
+				if ev.MessageID == poisoned {
+					return fmt.Errorf("induced failure")
+				}
+			}
+			for _, ev := range events {
+				seen[ev.MessageID]++
+			}
+			return nil
+		}
+		cons, err := b.ConsumeEvents(context.Background(), bus.ConsumeConfig{Workers: 1, RetryDelay: time.Hour}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cons.Stop(context.Background())
+		waitFor(t, "every entry but the refused one applied", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(seen) == entries-1
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		if largest < 2 {
+			t.Errorf("no handler call combined entries (largest call: %d events)", largest)
+		}
+		for id, n := range seen {
+			if n != 1 {
+				t.Errorf("%s applied %d times", id, n)
+			}
+		}
+		if seen[poisoned] != 0 {
+			t.Errorf("the refused entry was applied")
+		}
+	})
+}

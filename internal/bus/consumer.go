@@ -18,8 +18,12 @@ type ConsumeConfig struct {
 	// Durable names the consumer; its position survives restarts.
 	// Default "processor".
 	Durable string
-	// Workers is the number of log entries handled at once. Default 2.
+	// Workers is the number of handler calls at once. Default 2.
 	Workers int
+	// MaxEvents bounds the events of the log entries a worker combines
+	// into one handler call (entries waiting when it starts; an entry
+	// larger than this goes alone). Default 500.
+	MaxEvents int
 	// AckWait is how long an entry may be in a handler before JetStream
 	// hands it to another worker or, after a crash, to the restarted
 	// process. Default 30s.
@@ -37,6 +41,9 @@ func (c *ConsumeConfig) setDefaults() {
 	if c.Workers <= 0 {
 		c.Workers = 2
 	}
+	if c.MaxEvents <= 0 {
+		c.MaxEvents = 500
+	}
 	if c.AckWait <= 0 {
 		c.AckWait = 30 * time.Second
 	}
@@ -48,9 +55,11 @@ func (c *ConsumeConfig) setDefaults() {
 	}
 }
 
-// EventHandler applies the events of one log entry. It must be idempotent:
-// after a crash an entry is handed over again, possibly partly applied.
-// Returning an error leaves the entry in the log to be retried later.
+// EventHandler applies the events of one or more log entries (entries
+// waiting together are combined, so that one store transaction serves
+// them all). It must be idempotent: after a crash an entry is handed over
+// again, possibly partly applied. Returning an error leaves the entries in
+// the log to be retried later.
 type EventHandler func(ctx context.Context, events []cdp.Event) error
 
 // Consumer reads the event log with explicit acks: an entry leaves the log
@@ -60,9 +69,10 @@ type Consumer struct {
 	cfg     ConsumeConfig
 	cons    jetstream.Consumer
 	ccs     []jetstream.ConsumeContext
+	queue   chan jetstream.Msg
 	mu      sync.Mutex
 	stopped bool
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // entries taken and not yet acked or handed back
 	ctx     context.Context
 	stop    context.CancelFunc
 }
@@ -83,62 +93,156 @@ func (b *Bus) ConsumeEvents(ctx context.Context, cfg ConsumeConfig, h EventHandl
 		return nil, cdp.Wrap(cdp.Unavailable, "log_unavailable", err, "create log consumer")
 	}
 	runCtx, stop := context.WithCancel(context.Background())
-	c := &Consumer{b: b, cfg: cfg, cons: cons, ctx: runCtx, stop: stop}
-	for range cfg.Workers {
-		cc, err := cons.Consume(func(msg jetstream.Msg) {
-			c.mu.Lock()
-			if c.stopped {
-				c.mu.Unlock()
-				_ = msg.Nak() // hand it straight back rather than after AckWait
-				return
-			}
-			c.wg.Add(1)
+	c := &Consumer{b: b, cfg: cfg, cons: cons, ctx: runCtx, stop: stop, queue: make(chan jetstream.Msg, 16*cfg.Workers)}
+	// One pull subscription fills the queue; the workers take what is
+	// waiting in it and apply it together.
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		c.mu.Lock()
+		if c.stopped {
 			c.mu.Unlock()
-			defer c.wg.Done()
-			c.handle(msg, h)
-		}, jetstream.PullMaxMessages(4))
-		if err != nil {
-			c.Stop(ctx)
-			return nil, cdp.Wrap(cdp.Unavailable, "log_unavailable", err, "consume event log")
+			_ = msg.Nak() // hand it straight back rather than after AckWait
+			return
 		}
-		c.ccs = append(c.ccs, cc)
+		c.wg.Add(1)
+		c.mu.Unlock()
+		select {
+		case c.queue <- msg:
+		case <-runCtx.Done():
+			_ = msg.Nak()
+			c.wg.Done()
+		}
+	}, jetstream.PullMaxMessages(8*cfg.Workers))
+	if err != nil {
+		stop()
+		return nil, cdp.Wrap(cdp.Unavailable, "log_unavailable", err, "consume event log")
+	}
+	c.ccs = append(c.ccs, cc)
+	for range cfg.Workers {
+		go c.work(h)
 	}
 	return c, nil
 }
 
-func (c *Consumer) handle(msg jetstream.Msg, h EventHandler) {
+// entry is a log entry taken from the queue, decoded.
+type entry struct {
+	msg    jetstream.Msg
+	events []cdp.Event
+}
+
+// work takes the entries waiting in the queue, up to MaxEvents events,
+// and applies them in one handler call.
+func (c *Consumer) work(h EventHandler) {
+	for {
+		var msg jetstream.Msg
+		select {
+		case msg = <-c.queue:
+		case <-c.ctx.Done():
+			return
+		}
+		batch := c.decode(nil, msg)
+		n := 0
+		for _, e := range batch {
+			n += len(e.events)
+		}
+	more:
+		for n < c.cfg.MaxEvents {
+			select {
+			case msg = <-c.queue:
+				batch = c.decode(batch, msg)
+				n += len(batch[len(batch)-1].events)
+			default:
+				break more
+			}
+		}
+		c.apply(batch, h)
+	}
+}
+
+// decode opens and decodes an entry and appends it to batch; an entry it
+// cannot read is handed back at once (and not appended).
+func (c *Consumer) decode(batch []entry, msg jetstream.Msg) []entry {
 	if v := msg.Headers().Get(formatHeader); v != eventcodec.Version {
 		// Written by a newer version: leave it for a process that can read it.
 		c.b.log.Error("event log entry in an unknown format; leaving it in the log", "format", v)
 		_ = msg.NakWithDelay(c.cfg.MaxRetryDelay)
-		return
+		c.wg.Done()
+		return batch
 	}
 	plain, err := c.b.cipher.open(msg.Data())
 	var events []cdp.Event
 	if err == nil {
 		events, err = eventcodec.Decode(plain)
 	}
-	if err == nil {
-		err = h(c.ctx, events)
-	}
 	if err != nil {
-		attempt := 1
-		if md, mdErr := msg.Metadata(); mdErr == nil {
-			attempt = int(md.NumDelivered)
+		c.retry(msg, err)
+		c.wg.Done()
+		return batch
+	}
+	return append(batch, entry{msg: msg, events: events})
+}
+
+// apply hands the batch's events to h in one call and acks every entry,
+// or, if that fails and the batch holds several entries, tries each entry
+// alone, so that one entry that cannot be applied holds up no other.
+func (c *Consumer) apply(batch []entry, h EventHandler) {
+	if len(batch) == 0 {
+		return
+	}
+	c.mu.Lock()
+	stopped := c.stopped
+	c.mu.Unlock()
+	if stopped {
+		for _, e := range batch {
+			_ = e.msg.Nak()
+			c.wg.Done()
 		}
-		delay := min(c.cfg.RetryDelay<<min(attempt-1, 16), c.cfg.MaxRetryDelay)
-		if c.ctx.Err() == nil {
-			c.b.log.Error("applying event log entry failed; will retry", "attempt", attempt, "retry_in", delay, "err", err)
+		return
+	}
+	var all []cdp.Event
+	if len(batch) == 1 {
+		all = batch[0].events
+	} else {
+		for _, e := range batch {
+			all = append(all, e.events...)
 		}
-		_ = msg.NakWithDelay(delay)
+	}
+	if err := h(c.ctx, all); err != nil {
+		if len(batch) > 1 && c.ctx.Err() == nil {
+			for _, e := range batch {
+				c.apply([]entry{e}, h)
+			}
+			return
+		}
+		c.retry(batch[0].msg, err)
+		c.wg.Done()
 		return
 	}
 	ackCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := msg.DoubleAck(ackCtx); err != nil {
-		// The entry will be handed over again and deduplicated then.
-		c.b.log.Warn("event log ack not confirmed", "err", err)
+	var wg sync.WaitGroup
+	for _, e := range batch {
+		wg.Go(func() {
+			defer c.wg.Done()
+			if err := e.msg.DoubleAck(ackCtx); err != nil {
+				// The entry will be handed over again and deduplicated then.
+				c.b.log.Warn("event log ack not confirmed", "err", err)
+			}
+		})
 	}
+	wg.Wait()
+}
+
+// retry hands an entry back to be tried again after a backoff.
+func (c *Consumer) retry(msg jetstream.Msg, err error) {
+	attempt := 1
+	if md, mdErr := msg.Metadata(); mdErr == nil {
+		attempt = int(md.NumDelivered)
+	}
+	delay := min(c.cfg.RetryDelay<<min(attempt-1, 16), c.cfg.MaxRetryDelay)
+	if c.ctx.Err() == nil {
+		c.b.log.Error("applying event log entry failed; will retry", "attempt", attempt, "retry_in", delay, "err", err)
+	}
+	_ = msg.NakWithDelay(delay)
 }
 
 // Stop stops fetching, lets the handlers finish the entries they hold (and
