@@ -22,7 +22,7 @@ type ConsumeConfig struct {
 	Workers int
 	// MaxEvents bounds the events of the log entries a worker combines
 	// into one handler call (entries waiting when it starts; an entry
-	// larger than this goes alone). Default 500.
+	// larger than this goes alone). Default 1000.
 	MaxEvents int
 	// AckWait is how long an entry may be in a handler before JetStream
 	// hands it to another worker or, after a crash, to the restarted
@@ -42,7 +42,7 @@ func (c *ConsumeConfig) setDefaults() {
 		c.Workers = 2
 	}
 	if c.MaxEvents <= 0 {
-		c.MaxEvents = 500
+		c.MaxEvents = 1000
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = 30 * time.Second
@@ -93,7 +93,7 @@ func (b *Bus) ConsumeEvents(ctx context.Context, cfg ConsumeConfig, h EventHandl
 		return nil, cdp.Wrap(cdp.Unavailable, "log_unavailable", err, "create log consumer")
 	}
 	runCtx, stop := context.WithCancel(context.Background())
-	c := &Consumer{b: b, cfg: cfg, cons: cons, ctx: runCtx, stop: stop, queue: make(chan jetstream.Msg, 16*cfg.Workers)}
+	c := &Consumer{b: b, cfg: cfg, cons: cons, ctx: runCtx, stop: stop, queue: make(chan jetstream.Msg, 32*cfg.Workers)}
 	// One pull subscription fills the queue; the workers take what is
 	// waiting in it and apply it together.
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
@@ -111,7 +111,7 @@ func (b *Bus) ConsumeEvents(ctx context.Context, cfg ConsumeConfig, h EventHandl
 			_ = msg.Nak()
 			c.wg.Done()
 		}
-	}, jetstream.PullMaxMessages(8*cfg.Workers))
+	}, jetstream.PullMaxMessages(32*cfg.Workers))
 	if err != nil {
 		stop()
 		return nil, cdp.Wrap(cdp.Unavailable, "log_unavailable", err, "consume event log")

@@ -40,6 +40,9 @@ type DB struct {
 	dialect dialect
 	// uncached, set only by tests, makes every settings cache miss.
 	uncached atomic.Bool
+	// SQLite: the connection of the background checkpoints.
+	ckpt               *sql.DB
+	stopCkpt, ckptDone chan struct{}
 }
 
 // cached reports whether a settings cache entry valid until until may be
@@ -110,6 +113,11 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes every pool.
 func (db *DB) Close() error {
+	if db.ckpt != nil {
+		close(db.stopCkpt)
+		<-db.ckptDone
+		_ = db.ckpt.Close()
+	}
 	err := db.w.Close()
 	if db.r != db.w {
 		err = errors.Join(err, db.r.Close())

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/pressly/goose/v3"
 	"modernc.org/sqlite"
@@ -104,7 +105,7 @@ func openSQLite(cfg Config) (*DB, error) {
 	pragmas := url.Values{}
 	for _, p := range []string{
 		"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)",
-		"foreign_keys(1)", "secure_delete(1)", "cache_size(-131072)", "temp_store(memory)", "wal_autocheckpoint(16384)", "journal_size_limit(67108864)",
+		"foreign_keys(1)", "secure_delete(1)", "cache_size(-131072)", "temp_store(memory)", "wal_autocheckpoint(65536)", "journal_size_limit(67108864)",
 	} {
 		pragmas.Add("_pragma", p)
 	}
@@ -128,5 +129,33 @@ func openSQLite(cfg Config) (*DB, error) {
 		r.Close()
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	return &DB{w: w, r: r, dialect: sqliteDialect{}}, nil
+	ckpt, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	ckpt.SetMaxOpenConns(1)
+	db := &DB{w: w, r: r, dialect: sqliteDialect{}, ckpt: ckpt, stopCkpt: make(chan struct{}), ckptDone: make(chan struct{})}
+	go db.checkpoints()
+	return db, nil
+}
+
+// checkpoints copies the write-ahead log into the database file in the
+// background (PASSIVE: beside the writer, never blocking it), twice a
+// second. Left to the writer, a checkpoint ran inside a commit every 16k
+// pages and held up event processing for its whole length. The writer's
+// own autocheckpoint (256 MiB of log) stays as a backstop.
+func (db *DB) checkpoints() {
+	defer close(db.ckptDone)
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.stopCkpt:
+			return
+		case <-t.C:
+			_, _ = db.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		}
+	}
 }
