@@ -299,9 +299,9 @@ func (s *server) run(ctx context.Context) error {
 }
 
 // analyze keeps the database's planner statistics fresh (see
-// sqlstore.DB.Analyze), every minute.
+// sqlstore.DB.Analyze): a cheap check every 10 seconds.
 func (s *server) analyze(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
+	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
 	for {
 		select {
