@@ -15,11 +15,13 @@ type Profile struct {
 	ID          ProfileID
 	WorkspaceID WorkspaceID
 	CreatedAt   time.Time
-	UpdatedAt   time.Time
-	Identities  []ProfileIdentity
-	Traits      []Trait
-	Groups      []GroupMembership
-	EventCount  int64
+	// UpdatedAt is the later of the last change to the profile itself
+	// (created, merged, split) and the time of its newest event.
+	UpdatedAt  time.Time
+	Identities []ProfileIdentity
+	Traits     []Trait
+	Groups     []GroupMembership
+	EventCount int64
 	// MergedInto is set, and everything else empty, when this profile was
 	// merged into another: the person now lives there.
 	MergedInto ProfileID

@@ -132,8 +132,22 @@ func (db *DB) Checkpoint(ctx context.Context) error {
 	if db.dialect.name() != "sqlite" {
 		return nil
 	}
-	_, err := db.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
-	return err
+	// On the checkpoint connection, so as not to race the background
+	// checkpoints; busy (a reader or the writer in the way) is retried.
+	for attempt := 0; ; attempt++ {
+		var busy, logPages, done int
+		if err := db.ckpt.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logPages, &done); err != nil {
+			return err
+		}
+		if busy == 0 || attempt == 50 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Analyze refreshes the planner's statistics of tables that changed much

@@ -88,7 +88,7 @@ func (s *Profiles) Apply(ctx context.Context, events []cdp.Event) (cdp.ApplyResu
 		var a *applier
 		err = s.db.tx(ctx, func(tx querier) error {
 			a = &applier{s: s, tx: tx, env: env, res: &res, owners: map[string]cdp.ProfileID{},
-				active: map[cdp.ProfileID]bool{}, touched: map[cdp.ProfileID]*touch{}, payloads: payloads,
+				active: map[cdp.ProfileID]bool{}, payloads: payloads,
 				ledgers: map[cdp.ProfileID][]cdp.ConsentEntry{}, newKeys: map[cdp.ProfileID]*vault.DataKey{}}
 			return a.run(ctx, events)
 		})
@@ -124,7 +124,6 @@ type applier struct {
 	owners  map[string]cdp.ProfileID // blind index -> profile, as seen in this transaction
 	active  map[cdp.ProfileID]bool   // profiles checked live (and locked) in this transaction
 	pending []pendingEvent
-	touched map[cdp.ProfileID]*touch
 
 	payloads [][]byte // the batch's events, encoded
 	// Rows written at flush, flat (one value per column): new profiles,
@@ -154,11 +153,6 @@ type pendingEvent struct {
 	ev      *cdp.Event
 	profile cdp.ProfileID
 	payload []byte
-}
-
-type touch struct {
-	events  int64
-	updated int64
 }
 
 func (a *applier) run(ctx context.Context, events []cdp.Event) error {
@@ -435,13 +429,6 @@ func (a *applier) apply(ctx context.Context, ev *cdp.Event, payload []byte) erro
 	}
 	a.changes = a.changes[:0]
 	a.pending = append(a.pending, pendingEvent{ev: ev, profile: profile, payload: dk.Seal(nil, payload, eventAD(ev.SourceID, ev.MessageID))})
-	t := a.touched[profile]
-	if t == nil {
-		t = &touch{}
-		a.touched[profile] = t
-	}
-	t.events++
-	t.updated = max(t.updated, micros(ev.ReceivedAt))
 	a.res.Applied++
 	return nil
 }
@@ -816,10 +803,6 @@ func (a *applier) flush(ctx context.Context) error {
 		return err
 	}
 	clear(a.traits)
-	if err := bumpProfiles(ctx, a.tx, a.s.db.dialect, a.touched); err != nil {
-		return err
-	}
-	clear(a.touched)
 	return nil
 }
 
@@ -876,34 +859,6 @@ func rowsOf(n, cols int) string {
 		b.WriteString("(" + placeholders(cols*i+1, cols) + ")")
 	}
 	return b.String()
-}
-
-// bumpProfiles adds a batch's events to their profiles' counters and
-// times. On PostgreSQL it is one statement for the batch; SQLite runs in
-// process, where a prepared statement per profile costs next to nothing.
-func bumpProfiles(ctx context.Context, q querier, d dialect, touched map[cdp.ProfileID]*touch) error {
-	if len(touched) == 0 {
-		return nil
-	}
-	if d.name() == "postgres" {
-		ids := make([]string, 0, len(touched))
-		events := make([]int64, 0, len(touched))
-		updated := make([]int64, 0, len(touched))
-		for p, t := range touched {
-			ids, events, updated = append(ids, string(p)), append(events, t.events), append(updated, t.updated)
-		}
-		_, err := q.ExecContext(ctx, `UPDATE profiles SET event_count = profiles.event_count + v.n, updated_at = GREATEST(profiles.updated_at, v.at)
-			FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(id, n, at) WHERE profiles.id = v.id`, ids, events, updated)
-		return d.translate(err)
-	}
-	for p, t := range touched {
-		if _, err := q.ExecContext(ctx,
-			`UPDATE profiles SET event_count = event_count + $1, updated_at = CASE WHEN updated_at > $2 THEN updated_at ELSE $2 END WHERE id = $3`,
-			t.events, t.updated, p); err != nil {
-			return d.translate(err)
-		}
-	}
-	return nil
 }
 
 // dataKeyCache keeps unwrapped data keys of live profiles, bounded in size

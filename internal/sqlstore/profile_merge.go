@@ -77,15 +77,14 @@ func (a *applier) merge(ctx context.Context, keys *vault.Keys, survivor cdp.Prof
 	}
 	now := micros(ev.ReceivedAt)
 	if _, err := a.tx.ExecContext(ctx,
-		`UPDATE profiles SET event_count = event_count + (SELECT event_count FROM profiles WHERE id = $1), updated_at = $2 WHERE id = $3`,
-		m.From, now, survivor); err != nil {
+		`UPDATE profiles SET updated_at = $1 WHERE id = $2`, now, survivor); err != nil {
 		return a.s.db.dialect.translate(err)
 	}
 	// The merged profile keeps its data key while it is a tombstone: queued
 	// deliveries and dead letters sealed under it stay readable, and an
 	// erasure of the survivor destroys it with the survivor's.
 	if _, err := a.tx.ExecContext(ctx,
-		`UPDATE profiles SET merged_into = $1, event_count = 0, updated_at = $2 WHERE id = $3`,
+		`UPDATE profiles SET merged_into = $1, updated_at = $2 WHERE id = $3`,
 		survivor, now, m.From); err != nil {
 		return a.s.db.dialect.translate(err)
 	}
@@ -539,6 +538,6 @@ func (s *Profiles) recompute(ctx context.Context, tx querier, keys *vault.Keys, 
 	if err := upsertTraits(ctx, tx, s.db.dialect, p, rowsOut); err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE profiles SET event_count = $1, updated_at = $2 WHERE id = $3`, len(events), micros(time.Now()), p)
+	_, err = tx.ExecContext(ctx, `UPDATE profiles SET updated_at = $1 WHERE id = $2`, micros(time.Now()), p)
 	return s.db.dialect.translate(err)
 }

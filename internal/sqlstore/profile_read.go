@@ -38,8 +38,8 @@ func (s *Profiles) Get(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID
 		created, updated int64
 	)
 	err := s.db.rd().QueryRowContext(ctx,
-		`SELECT created_at, updated_at, merged_into, event_count FROM profiles WHERE id = $1 AND workspace_id = $2`, id, ws).
-		Scan(&created, &updated, &merged, &p.EventCount)
+		`SELECT created_at, updated_at, merged_into FROM profiles WHERE id = $1 AND workspace_id = $2`, id, ws).
+		Scan(&created, &updated, &merged)
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, cdp.Errorf(cdp.NotFound, "profile not found")
 	}
@@ -48,10 +48,17 @@ func (s *Profiles) Get(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID
 	}
 	p.ID, p.WorkspaceID = id, ws
 	if merged.Valid {
-		p.MergedInto, p.EventCount = cdp.ProfileID(merged.String), 0
+		p.MergedInto = cdp.ProfileID(merged.String)
 		return p, nil
 	}
-	p.CreatedAt, p.UpdatedAt = fromMicros(created), fromMicros(updated)
+	// Counted from the timeline index (profile, event time), not kept per
+	// profile: see migration 00005.
+	var newest int64
+	if err := s.db.rd().QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MAX(event_time), 0) FROM events WHERE profile_id = $1`, id).
+		Scan(&p.EventCount, &newest); err != nil {
+		return p, s.db.dialect.translate(err)
+	}
+	p.CreatedAt, p.UpdatedAt = fromMicros(created), fromMicros(max(updated, newest))
 	keys, err := s.vault.Keys(ctx, ws)
 	if err != nil {
 		return p, err

@@ -183,6 +183,9 @@ func TestAnonymousJourneyMergesAndSplits(t *testing.T) {
 		if got, want := timelineIDs(t, p, user), []string{"a1", "a2", "login", "u1"}; !slices.Equal(got, want) {
 			t.Errorf("timeline after merge %v, want %v", got, want)
 		}
+		if got := get(t, p, user); got.EventCount != 4 || got.UpdatedAt.Before(t0.Add(3*time.Minute)) {
+			t.Errorf("merged profile counts %d events, updated %v; want 4, at or after the login's time", got.EventCount, got.UpdatedAt)
+		}
 		tr := traitMap(get(t, p, user))
 		if tr["color"] != `"blue"` || tr["plan"] != `"pro"` || tr["seen"] != `"user"` {
 			t.Errorf("merged traits %v: want blue, pro and the later seen=user", tr)
@@ -208,6 +211,9 @@ func TestAnonymousJourneyMergesAndSplits(t *testing.T) {
 		}
 		if got, want := timelineIDs(t, p, user), []string{"login", "u1"}; !slices.Equal(got, want) {
 			t.Errorf("survivor timeline %v, want %v", got, want)
+		}
+		if a, u := get(t, p, anon).EventCount, get(t, p, user).EventCount; a != 2 || u != 2 {
+			t.Errorf("after the split the profiles count %d and %d events, want 2 and 2", a, u)
 		}
 		if tr := traitMap(get(t, p, anon)); tr["color"] != `"blue"` || tr["seen"] != `"anon"` || tr["plan"] != "" {
 			t.Errorf("split-off traits recomputed as %v", tr)
