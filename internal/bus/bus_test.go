@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"github.com/nats-io/nats.go"
 	"io"
 	"log/slog"
 	"sync"
@@ -306,6 +307,42 @@ func TestConsumerCombinesWaitingEntries(t *testing.T) {
 		}
 		if seen[poisoned] != 0 {
 			t.Errorf("the refused entry was applied")
+		}
+	})
+}
+
+// TestConsumerLeavesUnreadableEntries: entries in a format this version
+// cannot read (written by a newer one) are left in the log, however many
+// wait together, and the readable ones around them are applied.
+func TestConsumerLeavesUnreadableEntries(t *testing.T) {
+	eachBus(t, func(t *testing.T, cfg bus.Config) {
+		b := openBus(t, cfg)
+		ctx := context.Background()
+		for i := range 3 {
+			msg := nats.NewMsg(b.Prefix() + ".events")
+			msg.Header.Set("Custos-Log-Format", "99")
+			msg.Data = []byte(fmt.Sprintf("from the future %d", i))
+			if _, err := b.JetStream().PublishMsg(ctx, msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		log := b.NewLog(bus.LogConfig{}, nil)
+		if err := log.Append(ctx, []cdp.Event{event(1)}); err != nil {
+			t.Fatal(err)
+		}
+		c := &collector{}
+		cons, err := b.ConsumeEvents(ctx, bus.ConsumeConfig{Workers: 1, MaxRetryDelay: time.Hour}, c.handle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cons.Stop(ctx)
+		waitFor(t, "the readable entry applied", func() bool { return c.count() == 1 })
+		s, err := b.JetStream().Stream(ctx, b.EventsStream())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := s.CachedInfo().State.Msgs; n < 3 {
+			t.Errorf("%d entries left in the log, want the 3 unreadable ones", n)
 		}
 	})
 }

@@ -111,7 +111,7 @@ func (b *Bus) ConsumeEvents(ctx context.Context, cfg ConsumeConfig, h EventHandl
 			_ = msg.Nak()
 			c.wg.Done()
 		}
-	}, jetstream.PullMaxMessages(32*cfg.Workers))
+	}, jetstream.PullMaxBytes(8<<20)) // a bounded amount of work waits here, however large the entries
 	if err != nil {
 		stop()
 		return nil, cdp.Wrap(cdp.Unavailable, "log_unavailable", err, "consume event log")
@@ -148,8 +148,10 @@ func (c *Consumer) work(h EventHandler) {
 		for n < c.cfg.MaxEvents {
 			select {
 			case msg = <-c.queue:
-				batch = c.decode(batch, msg)
-				n += len(batch[len(batch)-1].events)
+				before := len(batch)
+				if batch = c.decode(batch, msg); len(batch) > before {
+					n += len(batch[before].events)
+				}
 			default:
 				break more
 			}
@@ -161,6 +163,9 @@ func (c *Consumer) work(h EventHandler) {
 // decode opens and decodes an entry and appends it to batch; an entry it
 // cannot read is handed back at once (and not appended).
 func (c *Consumer) decode(batch []entry, msg jetstream.Msg) []entry {
+	// The ack deadline restarts now: time spent waiting in the local
+	// queue must not make JetStream hand the entry out a second time.
+	_ = msg.InProgress()
 	if v := msg.Headers().Get(formatHeader); v != eventcodec.Version {
 		// Written by a newer version: leave it for a process that can read it.
 		c.b.log.Error("event log entry in an unknown format; leaving it in the log", "format", v)
@@ -213,8 +218,10 @@ func (c *Consumer) apply(batch []entry, h EventHandler) {
 			}
 			return
 		}
-		c.retry(batch[0].msg, err)
-		c.wg.Done()
+		for _, e := range batch {
+			c.retry(e.msg, err)
+			c.wg.Done()
+		}
 		return
 	}
 	ackCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
