@@ -272,9 +272,9 @@ func (db *DB) tx(ctx context.Context, fn func(querier) error) error {
 	if err != nil {
 		return db.dialect.translate(err)
 	}
-	var q querier = conn{q: tx, d: db.dialect}
+	q := conn{q: tx, d: db.dialect}
 	if db.dialect.name() == "sqlite" {
-		q = &preparedConn{tx: tx, d: db.dialect, m: map[string]*sql.Stmt{}}
+		q.q = &preparedTx{tx: tx, m: map[string]*sql.Stmt{}}
 	}
 	if err := fn(q); err != nil {
 		_ = tx.Rollback()
@@ -286,14 +286,13 @@ func (db *DB) tx(ctx context.Context, fn func(querier) error) error {
 	return nil
 }
 
-// preparedConn is the querier of a SQLite write transaction. It prepares
+// preparedTx runs a SQLite write transaction's statements. It prepares
 // each distinct statement once per transaction, so that one run for every
 // event of a batch is parsed once, not once per event. (The PostgreSQL
 // driver keeps its own statement cache per connection.) Statements close
 // with the transaction.
-type preparedConn struct {
+type preparedTx struct {
 	tx *sql.Tx
-	d  dialect
 	m  map[string]*sql.Stmt
 }
 
@@ -301,7 +300,7 @@ type preparedConn struct {
 // statements come in many sizes, and most run once.
 const maxPrepared = 64
 
-func (c *preparedConn) stmt(ctx context.Context, query string) *sql.Stmt {
+func (c *preparedTx) stmt(ctx context.Context, query string) *sql.Stmt {
 	if st, ok := c.m[query]; ok {
 		return st
 	}
@@ -316,24 +315,21 @@ func (c *preparedConn) stmt(ctx context.Context, query string) *sql.Stmt {
 	return st
 }
 
-func (c *preparedConn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	query, args = c.d.rebind(query, args)
+func (c *preparedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	if st := c.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
 	return c.tx.QueryRowContext(ctx, query, args...)
 }
 
-func (c *preparedConn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	query, args = c.d.rebind(query, args)
+func (c *preparedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if st := c.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
 	return c.tx.QueryContext(ctx, query, args...)
 }
 
-func (c *preparedConn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	query, args = c.d.rebind(query, args)
+func (c *preparedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if st := c.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}

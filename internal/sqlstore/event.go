@@ -42,6 +42,18 @@ func placeholders(from, n int) string {
 	return b.String()
 }
 
+// rowsOf is the VALUES list of n rows of cols placeholders each.
+func rowsOf(n, cols int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(" + placeholders(cols*i+1, cols) + ")")
+	}
+	return b.String()
+}
+
 // inSet is the condition "col is one of vals" and its arguments, numbered
 // from from. PostgreSQL gets one array parameter: it plans as an index
 // condition however many values there are, and the statement keeps one
@@ -91,18 +103,12 @@ func claimMessageIDs(ctx context.Context, tx querier, d dialect, events []cdp.Ev
 	out := make([]int, 0, len(fresh))
 	for start := 0; start < len(fresh); start += rowsPerStatement {
 		idx := fresh[start:min(start+rowsPerStatement, len(fresh))]
-		var q strings.Builder
-		q.WriteString(`INSERT INTO message_ids (source_id, message_hash, received_at) VALUES `)
 		args := make([]any, 0, 3*len(idx))
-		for n, i := range idx {
-			if n > 0 {
-				q.WriteString(", ")
-			}
-			fmt.Fprintf(&q, "($%d, $%d, $%d)", 3*n+1, 3*n+2, 3*n+3)
+		for _, i := range idx {
 			args = append(args, events[i].SourceID, hashes[i], micros(events[i].ReceivedAt))
 		}
-		q.WriteString(` ON CONFLICT (source_id, message_hash) DO NOTHING RETURNING source_id, message_hash`)
-		rows, err := tx.QueryContext(ctx, q.String(), args...)
+		rows, err := tx.QueryContext(ctx, `INSERT INTO message_ids (source_id, message_hash, received_at) VALUES `+rowsOf(len(idx), 3)+
+			` ON CONFLICT (source_id, message_hash) DO NOTHING RETURNING source_id, message_hash`, args...)
 		if err != nil {
 			return nil, d.translate(err)
 		}

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -725,21 +724,17 @@ func upsertTraits(ctx context.Context, q querier, d dialect, p cdp.ProfileID, ro
 
 // writeTraits writes trait rows, each of its own profile.
 func writeTraits(ctx context.Context, q querier, d dialect, rows []traitRow) error {
+	const cols = 4
 	for start := 0; start < len(rows); start += rowsPerStatement {
 		chunk := rows[start:min(start+rowsPerStatement, len(rows))]
-		var b strings.Builder
-		b.WriteString(`INSERT INTO traits (profile_id, name, value, updated_at) VALUES `)
-		args := make([]any, 0, 4*len(chunk))
-		for i, r := range chunk {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "($%d, $%d, $%d, $%d)", 4*i+1, 4*i+2, 4*i+3, 4*i+4)
+		args := make([]any, 0, cols*len(chunk))
+		for _, r := range chunk {
 			args = append(args, r.profile, r.name, r.value, r.at)
 		}
-		b.WriteString(` ON CONFLICT (profile_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
-			WHERE excluded.updated_at >= traits.updated_at`)
-		if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
+		stmt := `INSERT INTO traits (profile_id, name, value, updated_at) VALUES ` + rowsOf(len(chunk), cols) +
+			` ON CONFLICT (profile_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+			WHERE excluded.updated_at >= traits.updated_at`
+		if _, err := q.ExecContext(ctx, stmt, args...); err != nil {
 			return d.translate(err)
 		}
 	}
@@ -773,22 +768,17 @@ func (a *applier) flush(ctx context.Context) error {
 	if err := a.flushGraph(ctx); err != nil {
 		return err
 	}
-	const cols = 10
+	const cols = 9
 	for start := 0; start < len(a.pending); start += rowsPerStatement {
 		chunk := a.pending[start:min(start+rowsPerStatement, len(a.pending))]
-		var b strings.Builder
-		b.WriteString(`INSERT INTO events (workspace_id, profile_id, source_id, message_id, type, name, event_time, received_at, payload) VALUES `)
 		args := make([]any, 0, cols*len(chunk))
-		for i, pe := range chunk {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("(" + placeholders(9*i+1, 9) + ")")
+		for _, pe := range chunk {
 			ev := pe.ev
 			args = append(args, ev.WorkspaceID, pe.profile, ev.SourceID, ev.MessageID, string(ev.Type), ev.Name,
 				micros(ev.Timestamp), micros(ev.ReceivedAt), pe.payload)
 		}
-		if _, err := a.tx.ExecContext(ctx, b.String(), args...); err != nil {
+		q := `INSERT INTO events (workspace_id, profile_id, source_id, message_id, type, name, event_time, received_at, payload) VALUES ` + rowsOf(len(chunk), cols)
+		if _, err := a.tx.ExecContext(ctx, q, args...); err != nil {
 			return a.s.db.dialect.translate(err)
 		}
 	}
@@ -847,18 +837,6 @@ func (a *applier) flushGraph(ctx context.Context) error {
 	}
 	a.hashes = a.hashes[:0]
 	return nil
-}
-
-// rowsOf is the VALUES list of n rows of cols placeholders each.
-func rowsOf(n, cols int) string {
-	var b strings.Builder
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(" + placeholders(cols*i+1, cols) + ")")
-	}
-	return b.String()
 }
 
 // dataKeyCache keeps unwrapped data keys of live profiles, bounded in size
