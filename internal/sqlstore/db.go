@@ -40,8 +40,10 @@ type DB struct {
 	dialect dialect
 	// uncached, set only by tests, makes every settings cache miss.
 	uncached atomic.Bool
-	// SQLite: the connection of the background checkpoints.
+	// SQLite: the connection of the background checkpoints, and the
+	// group fsync that makes the writer's commits durable.
 	ckpt               *sql.DB
+	wal                *walSync
 	stopCkpt, ckptDone chan struct{}
 }
 
@@ -245,6 +247,9 @@ type conn struct {
 		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	}
 	d dialect
+	// durable, when set, runs after each successful ExecContext: the
+	// SQLite writer's statements commit without waiting for the disk.
+	durable func() error
 }
 
 func (c conn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
@@ -259,11 +264,21 @@ func (c conn) QueryContext(ctx context.Context, query string, args ...any) (*sql
 
 func (c conn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	query, args = c.d.rebind(query, args)
-	return c.q.ExecContext(ctx, query, args...)
+	res, err := c.q.ExecContext(ctx, query, args...)
+	if err == nil && c.durable != nil {
+		err = c.durable()
+	}
+	return res, err
 }
 
 // wr runs statements on the write pool, rd on the read pool.
-func (db *DB) wr() querier { return conn{q: db.w, d: db.dialect} }
+func (db *DB) wr() querier {
+	c := conn{q: db.w, d: db.dialect}
+	if db.wal != nil {
+		c.durable = db.wal.wait
+	}
+	return c
+}
 func (db *DB) rd() querier { return conn{q: db.r, d: db.dialect} }
 
 // tx runs fn in a write transaction, committing if it returns nil.
@@ -282,6 +297,11 @@ func (db *DB) tx(ctx context.Context, fn func(querier) error) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return db.dialect.translate(err)
+	}
+	if db.wal != nil {
+		// Committed and visible; on disk once the next log fsync is done.
+		// The writer is free meanwhile.
+		return db.wal.wait()
 	}
 	return nil
 }

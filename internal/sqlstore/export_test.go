@@ -1,6 +1,9 @@
 package sqlstore
 
-import "context"
+import (
+	"context"
+	"os"
+)
 
 // ExecForTest runs a statement on the write pool, so tests can play the
 // attacker who edits the database behind Custos's back.
@@ -18,4 +21,16 @@ func (db *DB) QueryStringForTest(ctx context.Context, q string) (string, error) 
 	var s string
 	err := db.r.QueryRowContext(ctx, q).Scan(&s)
 	return s, err
+}
+
+// SetLogSyncForTest replaces the fsync of SQLite's write-ahead log (nil
+// restores it) and returns how many fsyncs ran before.
+func (db *DB) SetLogSyncForTest(fn func(*os.File) error) uint64 {
+	if fn == nil {
+		fn = (*os.File).Sync
+	}
+	db.wal.mu.Lock()
+	defer db.wal.mu.Unlock()
+	db.wal.syncFile = fn
+	return db.wal.count
 }

@@ -85,9 +85,11 @@ func (sqliteDialect) translate(err error) error {
 }
 
 // openSQLite opens the file with one writer connection and a pool of
-// readers. WAL lets readers run beside the writer; synchronous=FULL makes a
-// commit durable before it returns, so an event log entry is acked only
-// after what it produced is on disk.
+// readers. WAL lets readers run beside the writer. The writer commits with
+// synchronous=NORMAL and every write path then waits for a group fsync of
+// the log (walSync), so a write returns, and an event log entry is acked,
+// only once what it produced is on disk; the writer does not sit idle
+// through each fsync.
 func openSQLite(cfg Config) (*DB, error) {
 	if cfg.Path == "" {
 		return nil, errors.New("sqlite: no path")
@@ -104,7 +106,7 @@ func openSQLite(cfg Config) (*DB, error) {
 	f.Close()
 	pragmas := url.Values{}
 	for _, p := range []string{
-		"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)",
+		"journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(10000)",
 		"foreign_keys(1)", "secure_delete(1)", "cache_size(-131072)", "temp_store(memory)", "wal_autocheckpoint(65536)", "journal_size_limit(67108864)",
 	} {
 		pragmas.Add("_pragma", p)
@@ -136,7 +138,7 @@ func openSQLite(cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	ckpt.SetMaxOpenConns(1)
-	db := &DB{w: w, r: r, dialect: sqliteDialect{}, ckpt: ckpt, stopCkpt: make(chan struct{}), ckptDone: make(chan struct{})}
+	db := &DB{w: w, r: r, dialect: sqliteDialect{}, ckpt: ckpt, wal: newWALSync(cfg.Path), stopCkpt: make(chan struct{}), ckptDone: make(chan struct{})}
 	go db.checkpoints()
 	return db, nil
 }

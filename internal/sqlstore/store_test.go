@@ -2,12 +2,14 @@ package sqlstore_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/custos-cdp/custos/internal/cdp"
 	"github.com/custos-cdp/custos/internal/sqlstore"
 	"github.com/custos-cdp/custos/internal/testenv"
 )
@@ -55,4 +57,33 @@ func TestSQLiteFilesOwnerOnly(t *testing.T) {
 			t.Errorf("%s has mode %v, want 0600", name, mode)
 		}
 	}
+}
+
+// TestSQLiteWritesWaitForLogSync: the SQLite writer commits without
+// waiting for the disk, so every write path must wait for an fsync of the
+// log before it returns: an event log entry is acked on that return. A
+// failing fsync fails the write, whichever path it took.
+func TestSQLiteWritesWaitForLogSync(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, sqlstore.Config{Path: filepath.Join(t.TempDir(), "custos.db")})
+	p := newProfiles(t, db) // a transaction
+	before := db.SetLogSyncForTest(nil)
+	if before == 0 {
+		t.Fatal("bootstrapping a workspace returned before any fsync of the log")
+	}
+	apply(t, p, ev("m1", cdp.Identify, ids("user_id", "u1")))
+	if n := db.SetLogSyncForTest(nil); n <= before {
+		t.Fatalf("Apply returned without an fsync of the log (%d fsyncs before, %d after)", before, n)
+	}
+
+	injected := errors.New("injected fsync failure")
+	db.SetLogSyncForTest(func(*os.File) error { return injected })
+	if _, err := p.Apply(ctx, []cdp.Event{ev("m2", cdp.Track, ids("user_id", "u1"))}); !errors.Is(err, injected) {
+		t.Errorf("Apply with a failing fsync: %v, want the fsync's error", err)
+	}
+	if err := db.ExecForTest(ctx, `UPDATE sources SET name = name`); !errors.Is(err, injected) {
+		t.Errorf("single statement with a failing fsync: %v, want the fsync's error", err)
+	}
+	db.SetLogSyncForTest(nil)
+	apply(t, p, ev("m3", cdp.Track, ids("user_id", "u1")))
 }
