@@ -224,19 +224,21 @@ func (c *Consumer) apply(batch []entry, h EventHandler) {
 		}
 		return
 	}
-	ackCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
+	// The acks go out without the worker waiting for them: on the
+	// embedded log each one is a synced removal, and a combined batch
+	// acks dozens of entries, which took longer than applying them.
+	// Stop still waits for every ack (c.wg).
 	for _, e := range batch {
-		wg.Go(func() {
+		go func() {
 			defer c.wg.Done()
+			ackCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
 			if err := e.msg.DoubleAck(ackCtx); err != nil {
 				// The entry will be handed over again and deduplicated then.
 				c.b.log.Warn("event log ack not confirmed", "err", err)
 			}
-		})
+		}()
 	}
-	wg.Wait()
 }
 
 // retry hands an entry back to be tried again after a backoff.
