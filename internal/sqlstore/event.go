@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,31 +89,39 @@ func inSet[T ~string](d dialect, col string, from int, pgType string, vals []T) 
 // claimMessageIDs records the message ids of events and returns the
 // indexes of the events whose id was not recorded before, in order. Of two
 // copies of a message in one batch (a client retry), the first counts.
+// Rows go in in key order: on PostgreSQL a claim waits for another
+// transaction's uncommitted claim of the same id, and two batches sharing
+// ids (a log entry handed out twice) must not each wait for the other.
 func claimMessageIDs(ctx context.Context, tx querier, d dialect, events []cdp.Event) ([]int, error) {
 	fresh := make([]int, 0, len(events))
-	hashes := make([][]byte, len(events))
+	keys := make([]dedupKey, len(events))
 	seen := make(map[dedupKey]bool, len(events))
 	for i := range events {
-		hashes[i] = messageHash(events[i].MessageID)
-		k := dedupKey{events[i].SourceID, string(hashes[i])}
-		if !seen[k] {
-			seen[k] = true
+		keys[i] = dedupKey{events[i].SourceID, string(messageHash(events[i].MessageID))}
+		if !seen[keys[i]] {
+			seen[keys[i]] = true
 			fresh = append(fresh, i)
 		}
 	}
-	out := make([]int, 0, len(fresh))
-	for start := 0; start < len(fresh); start += rowsPerStatement {
-		idx := fresh[start:min(start+rowsPerStatement, len(fresh))]
+	sorted := slices.Clone(fresh)
+	slices.SortFunc(sorted, func(a, b int) int {
+		if c := strings.Compare(string(keys[a].source), string(keys[b].source)); c != 0 {
+			return c
+		}
+		return strings.Compare(keys[a].hash, keys[b].hash)
+	})
+	claimed := make(map[dedupKey]bool, len(fresh))
+	for start := 0; start < len(sorted); start += rowsPerStatement {
+		idx := sorted[start:min(start+rowsPerStatement, len(sorted))]
 		args := make([]any, 0, 3*len(idx))
 		for _, i := range idx {
-			args = append(args, events[i].SourceID, hashes[i], micros(events[i].ReceivedAt))
+			args = append(args, events[i].SourceID, []byte(keys[i].hash), micros(events[i].ReceivedAt))
 		}
 		rows, err := tx.QueryContext(ctx, `INSERT INTO message_ids (source_id, message_hash, received_at) VALUES `+rowsOf(len(idx), 3)+
 			` ON CONFLICT (source_id, message_hash) DO NOTHING RETURNING source_id, message_hash`, args...)
 		if err != nil {
 			return nil, d.translate(err)
 		}
-		claimed := make(map[dedupKey]bool, len(idx))
 		for rows.Next() {
 			var (
 				src  string
@@ -128,10 +137,11 @@ func claimMessageIDs(ctx context.Context, tx querier, d dialect, events []cdp.Ev
 		if err := rows.Err(); err != nil {
 			return nil, d.translate(err)
 		}
-		for _, i := range idx {
-			if claimed[dedupKey{events[i].SourceID, string(hashes[i])}] {
-				out = append(out, i)
-			}
+	}
+	out := make([]int, 0, len(fresh))
+	for _, i := range fresh {
+		if claimed[keys[i]] {
+			out = append(out, i)
 		}
 	}
 	return out, nil

@@ -3,6 +3,8 @@ package sqlstore_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -131,6 +133,46 @@ func TestConcurrentLargeAndSmallBatches(t *testing.T) {
 		}
 		if live != fmt.Sprint(people) {
 			t.Errorf("%s live profiles, want %d", live, people)
+		}
+	})
+}
+
+// TestConcurrentRedeliveredEntries applies the same events from several
+// workers at once, each in its own order, as when a log entry is handed
+// out again while its first delivery is still being applied and is combined
+// with other entries: every call succeeds and each event is stored once.
+// (Their message-id claims go in key order so they cannot deadlock; a
+// deadlock would be retried, so this test sees only its cost.)
+func TestConcurrentRedeliveredEntries(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *sqlstore.DB) {
+		p := newProfiles(t, db)
+		const workers, events = 6, 120
+		all := make([]cdp.Event, events)
+		for i := range all {
+			all[i] = ev(fmt.Sprintf("m-%03d", i), cdp.Track, ids("user_id", fmt.Sprintf("u-%d", i%40)))
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, workers)
+		for w := range workers {
+			batch := slices.Clone(all)
+			rand.New(rand.NewPCG(uint64(w), 7)).Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
+			wg.Go(func() {
+				if _, err := p.Apply(context.Background(), batch); err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("apply: %v", err)
+		}
+		n, err := p.EventCount(context.Background(), ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != events {
+			t.Errorf("stored %d events, want %d, each once", n, events)
 		}
 	})
 }
