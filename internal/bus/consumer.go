@@ -86,7 +86,12 @@ func (b *Bus) ConsumeEvents(ctx context.Context, cfg ConsumeConfig, h EventHandl
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
 		MaxDeliver:    -1,
-		MaxAckPending: 64 * cfg.Workers,
+		// Entries applied but whose ack the server has not yet processed
+		// count here too. On the embedded log an ack is a synced removal,
+		// and when acks fell behind for a moment a limit of 64 per worker
+		// stopped delivery: entries reached the idle processor seconds
+		// late. What waits locally stays bounded by PullMaxBytes.
+		MaxAckPending: 1024 * cfg.Workers,
 		FilterSubject: b.eventsSubject(),
 	})
 	if err != nil {
