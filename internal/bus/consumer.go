@@ -81,11 +81,11 @@ type Consumer struct {
 func (b *Bus) ConsumeEvents(ctx context.Context, cfg ConsumeConfig, h EventHandler) (*Consumer, error) {
 	cfg.setDefaults()
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, b.EventsStream(), jetstream.ConsumerConfig{
-		Durable:       cfg.Durable,
-		Description:   "applies logged events to the store",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxDeliver:    -1,
+		Durable:     cfg.Durable,
+		Description: "applies logged events to the store",
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		AckWait:     cfg.AckWait,
+		MaxDeliver:  -1,
 		// Entries applied but whose ack the server has not yet processed
 		// count here too. On the embedded log an ack is a synced removal,
 		// and when acks fell behind for a moment a limit of 64 per worker
