@@ -90,7 +90,8 @@ func (b *Bus) ConsumeEvents(ctx context.Context, cfg ConsumeConfig, h EventHandl
 		// count here too. On the embedded log an ack is a synced removal,
 		// and when acks fell behind for a moment a limit of 64 per worker
 		// stopped delivery: entries reached the idle processor seconds
-		// late. What waits locally stays bounded by PullMaxBytes.
+		// late. What waits in this process stays bounded by PullMaxBytes;
+		// acked entries are not kept.
 		MaxAckPending: 1024 * cfg.Workers,
 		FilterSubject: b.eventsSubject(),
 	})
@@ -229,20 +230,16 @@ func (c *Consumer) apply(batch []entry, h EventHandler) {
 		}
 		return
 	}
-	// The acks go out without the worker waiting for them: on the
+	// The acks go out without waiting for the server's answer: on the
 	// embedded log each one is a synced removal, and a combined batch
-	// acks dozens of entries, which took longer than applying them.
-	// Stop still waits for every ack (c.wg).
+	// acks dozens of entries, which took longer than applying them. An
+	// ack that is lost hands the entry out again, and it is deduplicated
+	// then. Nothing of the entry is kept meanwhile.
 	for _, e := range batch {
-		go func() {
-			defer c.wg.Done()
-			ackCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := e.msg.DoubleAck(ackCtx); err != nil {
-				// The entry will be handed over again and deduplicated then.
-				c.b.log.Warn("event log ack not confirmed", "err", err)
-			}
-		}()
+		if err := e.msg.Ack(); err != nil {
+			c.b.log.Warn("event log ack not sent", "err", err)
+		}
+		c.wg.Done()
 	}
 }
 

@@ -40,6 +40,7 @@ type DB struct {
 	dialect dialect
 	// uncached, set only by tests, makes every settings cache miss.
 	uncached atomic.Bool
+	closed   atomic.Bool
 	// SQLite: the connection of the background checkpoints, and the
 	// group fsync that makes the writer's commits durable.
 	ckpt               *sql.DB
@@ -113,8 +114,11 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes every pool.
+// Close closes every pool. Closing again does nothing.
 func (db *DB) Close() error {
+	if !db.closed.CompareAndSwap(false, true) {
+		return nil
+	}
 	if db.ckpt != nil {
 		close(db.stopCkpt)
 		<-db.ckptDone

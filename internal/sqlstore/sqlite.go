@@ -138,7 +138,16 @@ func openSQLite(cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	ckpt.SetMaxOpenConns(1)
-	db := &DB{w: w, r: r, dialect: sqliteDialect{}, ckpt: ckpt, wal: newWALSync(cfg.Path), stopCkpt: make(chan struct{}), ckptDone: make(chan struct{})}
+	// The file SQLite really writes (links resolved, the URI decoded),
+	// whose write-ahead log the group fsync must sync.
+	var file string
+	if err := w.QueryRow(`SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file); err != nil || file == "" {
+		w.Close()
+		r.Close()
+		ckpt.Close()
+		return nil, fmt.Errorf("sqlite: database file name: %v", err)
+	}
+	db := &DB{w: w, r: r, dialect: sqliteDialect{}, ckpt: ckpt, wal: newWALSync(file), stopCkpt: make(chan struct{}), ckptDone: make(chan struct{})}
 	go db.checkpoints()
 	return db, nil
 }

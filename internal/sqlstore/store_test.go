@@ -62,10 +62,22 @@ func TestSQLiteFilesOwnerOnly(t *testing.T) {
 // TestSQLiteWritesWaitForLogSync: the SQLite writer commits without
 // waiting for the disk, so every write path must wait for an fsync of the
 // log before it returns: an event log entry is acked on that return. A
-// failing fsync fails the write, whichever path it took.
+// failing fsync fails the write, whichever path it took, and every write
+// after it until the database is opened again: the redelivered entry finds
+// its events already claimed, and must not be acked on that basis.
 func TestSQLiteWritesWaitForLogSync(t *testing.T) {
 	ctx := context.Background()
-	db := openDB(t, sqlstore.Config{Path: filepath.Join(t.TempDir(), "custos.db")})
+	dir := t.TempDir()
+	// Through a symbolic link to the file: SQLite writes its log beside
+	// the real file, and that is the one to sync.
+	if err := os.Mkdir(filepath.Join(dir, "real"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "custos.db")
+	if err := os.Symlink(filepath.Join(dir, "real", "custos.db"), path); err != nil {
+		t.Fatal(err)
+	}
+	db := openDB(t, sqlstore.Config{Path: path})
 	p := newProfiles(t, db) // a transaction
 	before := db.SetLogSyncForTest(nil)
 	if before == 0 {
@@ -78,12 +90,21 @@ func TestSQLiteWritesWaitForLogSync(t *testing.T) {
 
 	injected := errors.New("injected fsync failure")
 	db.SetLogSyncForTest(func(*os.File) error { return injected })
-	if _, err := p.Apply(ctx, []cdp.Event{ev("m2", cdp.Track, ids("user_id", "u1"))}); !errors.Is(err, injected) {
+	m2 := []cdp.Event{ev("m2", cdp.Track, ids("user_id", "u1"))}
+	if _, err := p.Apply(ctx, m2); !errors.Is(err, injected) {
 		t.Errorf("Apply with a failing fsync: %v, want the fsync's error", err)
 	}
-	if err := db.ExecForTest(ctx, `UPDATE sources SET name = name`); !errors.Is(err, injected) {
-		t.Errorf("single statement with a failing fsync: %v, want the fsync's error", err)
-	}
 	db.SetLogSyncForTest(nil)
-	apply(t, p, ev("m3", cdp.Track, ids("user_id", "u1")))
+	if _, err := p.Apply(ctx, m2); err == nil {
+		t.Error("the entry handed out again was accepted after a failed fsync")
+	}
+	if err := db.ExecForTest(ctx, `UPDATE sources SET name = name`); err == nil {
+		t.Error("a single statement succeeded after a failed fsync")
+	}
+	db.Close()
+
+	db = openDB(t, sqlstore.Config{Path: path})
+	if err := db.ExecForTest(ctx, `UPDATE sources SET name = name`); err != nil {
+		t.Errorf("after reopening: %v", err)
+	}
 }

@@ -1,10 +1,10 @@
 package sqlstore
 
 import (
-	"errors"
-	"io/fs"
 	"os"
 	"sync"
+
+	"github.com/custos-cdp/custos/internal/cdp"
 )
 
 // walSync makes SQLite commits durable in groups. The writer commits with
@@ -20,31 +20,40 @@ import (
 // writer connection wrote. A checkpoint syncs the log before it copies
 // frames and the database file before it truncates or restarts the log,
 // so a commit whose frames left the log is on disk in the database file.
+//
+// A failed fsync is final: the kernel may have dropped the data it could
+// not write and marked it clean, so no later fsync can vouch for it. Every
+// write from then on fails (nothing more is acked) until Custos restarts
+// and SQLite recovers from what is really on disk.
 type walSync struct {
-	path     string // the write-ahead log file
+	path     string // the write-ahead log file, as SQLite names it
 	mu       sync.Mutex
 	syncFile func(*os.File) error // os.File.Sync; tests replace it
 	cond     *sync.Cond
 	running  bool
 	started  uint64 // syncs begun
 	done     uint64 // the newest sync finished (its number)
-	err      error  // its error
+	err      error  // the first failure, kept
 	count    uint64 // fsyncs done, for tests
 }
 
-func newWALSync(dbPath string) *walSync {
-	s := &walSync{path: dbPath + "-wal", syncFile: (*os.File).Sync}
+// newWALSync syncs the write-ahead log of the database file dbFile, the
+// name SQLite itself uses (symbolic links resolved), not the configured
+// path.
+func newWALSync(dbFile string) *walSync {
+	s := &walSync{path: dbFile + "-wal", syncFile: (*os.File).Sync}
 	s.cond = sync.NewCond(&s.mu)
 	return s
 }
 
 // wait returns once an fsync of the log that began after the call has
-// finished, with its error. Concurrent callers share fsyncs.
+// finished. Concurrent callers share fsyncs. After any fsync failed it
+// returns that failure.
 func (s *walSync) wait() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	need := s.started + 1
-	for s.done < need {
+	for s.done < need && s.err == nil {
 		if s.running {
 			s.cond.Wait()
 			continue
@@ -56,7 +65,11 @@ func (s *walSync) wait() error {
 		err := s.fsync(syncFile)
 		s.mu.Lock()
 		s.running = false
-		s.done, s.err = n, err
+		s.done = n
+		if err != nil && s.err == nil {
+			s.err = cdp.Wrap(cdp.Unavailable, "database_sync_failed", err,
+				"the database could not be written to disk; restart Custos once the disk is healthy")
+		}
 		s.count++
 		s.cond.Broadcast()
 	}
@@ -64,12 +77,9 @@ func (s *walSync) wait() error {
 }
 
 func (s *walSync) fsync(syncFile func(*os.File) error) error {
+	// A write just went to this file: if it is not there, this is not
+	// the file SQLite writes, and succeeding would ack unsynced data.
 	f, err := os.Open(s.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		// No log: the last checkpoint folded it into the (synced)
-		// database file and removed it.
-		return nil
-	}
 	if err != nil {
 		return err
 	}

@@ -60,11 +60,11 @@ func TestWALSyncCoversEveryWaiter(t *testing.T) {
 	}
 }
 
-// TestWALSyncMissingLog: no log file means nothing is waiting to reach
-// the disk.
+// TestWALSyncMissingLog: a missing log means the fsync is looking at the
+// wrong file, which must fail rather than vouch for unsynced data.
 func TestWALSyncMissingLog(t *testing.T) {
 	s := newWALSync(filepath.Join(t.TempDir(), "none.db"))
-	if err := s.wait(); err != nil {
-		t.Fatal(err)
+	if err := s.wait(); err == nil {
+		t.Fatal("wait succeeded without a log file to sync")
 	}
 }
