@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"github.com/custos-cdp/custos/internal/jsonscan"
 
 	"github.com/custos-cdp/custos/internal/cdp"
 )
@@ -23,8 +24,8 @@ func segmentConsentSignals(consent, management []byte) ([]cdp.ConsentSignal, *cd
 		}
 		var prefs []byte
 		var tcf, gpp lenientString
-		eachMember(consent, func(key, v []byte) {
-			switch string(keyBytes(key)) {
+		jsonscan.EachMember(consent, func(key, v []byte) {
+			switch string(jsonscan.Key(key)) {
 			case "categoryPreferences":
 				prefs = v
 			case "tcf":
@@ -68,8 +69,8 @@ func segmentConsentSignals(consent, management []byte) ([]cdp.ConsentSignal, *cd
 			return nil, reject(codeInvalidConsent, "context.consentManagement must be a JSON object")
 		}
 		var allowed, denied []byte
-		eachMember(management, func(key, v []byte) {
-			switch string(keyBytes(key)) {
+		jsonscan.EachMember(management, func(key, v []byte) {
+			switch string(jsonscan.Key(key)) {
 			case "allowedConsentIds":
 				allowed = v
 			case "deniedConsentIds":
@@ -102,7 +103,7 @@ func appendRudderIDs(out []cdp.ConsentSignal, raw []byte, granted bool, field st
 	case 0, 'n':
 		return out, nil
 	case '[':
-		eachElement(raw, func(v []byte) {
+		jsonscan.EachElement(raw, func(v []byte) {
 			id := lenientValue(v)
 			ok = ok && !id.bad
 			add(id.s)

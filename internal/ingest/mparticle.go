@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"github.com/custos-cdp/custos/internal/jsonscan"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,7 +40,7 @@ func DecodeMParticle(body []byte, bulk bool, lim Limits, receivedAt time.Time) (
 		if firstByte(body) != '{' {
 			return MParticleRequest{}, notObject(body, codeInvalidBatch, "body must be a JSON batch object")
 		}
-		if !validJSON(body) {
+		if !jsonscan.Valid(body) {
 			return MParticleRequest{}, reject(codeInvalidJSON, "body is not valid JSON")
 		}
 		var req MParticleRequest

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/custos-cdp/custos/internal/jsonscan"
 	"math"
 	"slices"
 	"strings"
@@ -82,12 +83,12 @@ type segmentBatch struct {
 // read splits body into its fields, keeping at most max+1 messages (enough
 // to know there are too many).
 func (b *segmentBatch) read(body []byte, max int) bool {
-	return eachMember(body, func(key, v []byte) {
-		switch string(keyBytes(key)) {
+	return jsonscan.EachMember(body, func(key, v []byte) {
+		switch string(jsonscan.Key(key)) {
 		case "batch":
 			b.msgs, b.count, b.isArray = b.msgs[:0], 0, v[0] == '['
 			if b.isArray {
-				eachElement(v, func(m []byte) {
+				jsonscan.EachElement(v, func(m []byte) {
 					if b.count++; b.count <= max+1 {
 						b.msgs = append(b.msgs, m)
 					}
@@ -170,7 +171,7 @@ func decodeBatchMessage(raw []byte, d segmentDefaults, lim Limits, receivedAt ti
 
 // notObject explains why a body that does not start with '{' is refused.
 func notObject(body []byte, code, message string) *cdp.Error {
-	if !validJSON(body) {
+	if !jsonscan.Valid(body) {
 		return reject(codeInvalidJSON, "body is not valid JSON")
 	}
 	return reject(code, message)
@@ -195,11 +196,11 @@ func (m *segmentMessage) read(data []byte) (ok bool, err *cdp.Error) {
 		}
 		*dst = s
 	}
-	ok = eachMember(data, func(key, v []byte) {
+	ok = jsonscan.EachMember(data, func(key, v []byte) {
 		if err != nil {
 			return
 		}
-		switch string(keyBytes(key)) {
+		switch string(jsonscan.Key(key)) {
 		case "type":
 			m.Type = lenientValue(v)
 		case "messageId":
@@ -389,9 +390,9 @@ func addTraitIdentities(ids *identities, traits []byte, field string) *cdp.Error
 	}
 	var email, phone string
 	var err *cdp.Error
-	eachMember(traits, func(key, v []byte) {
+	jsonscan.EachMember(traits, func(key, v []byte) {
 		var dst *string
-		switch string(keyBytes(key)) {
+		switch string(jsonscan.Key(key)) {
 		case "email":
 			dst = &email
 		case "phone":
@@ -401,7 +402,7 @@ func addTraitIdentities(ids *identities, traits []byte, field string) *cdp.Error
 		}
 		s, ok := flexValue(v)
 		if !ok && err == nil {
-			err = reject(codeInvalidField, field+"."+string(keyBytes(key))+" must be a string or a number")
+			err = reject(codeInvalidField, field+"."+string(jsonscan.Key(key))+" must be a string or a number")
 		}
 		*dst = s
 	})
@@ -428,8 +429,8 @@ type segmentContextInfo struct {
 func parseSegmentContext(raw []byte) (*segmentContextInfo, *cdp.Error) {
 	var ip lenientString
 	var traits, externalIDs, device, consent, consentManagement []byte
-	eachMember(raw, func(key, v []byte) {
-		switch string(keyBytes(key)) {
+	jsonscan.EachMember(raw, func(key, v []byte) {
+		switch string(jsonscan.Key(key)) {
 		case "ip":
 			ip = lenientValue(v)
 		case "traits":
@@ -476,7 +477,7 @@ func addExternalIDs(ids *identities, raw []byte) *cdp.Error {
 		return bad
 	}
 	var err *cdp.Error
-	eachElement(raw, func(el []byte) {
+	jsonscan.EachElement(raw, func(el []byte) {
 		if err != nil || isNull(el) {
 			return
 		}
@@ -486,8 +487,8 @@ func addExternalIDs(ids *identities, raw []byte) *cdp.Error {
 		}
 		var id string
 		var typ lenientString
-		eachMember(el, func(key, v []byte) {
-			switch string(keyBytes(key)) {
+		jsonscan.EachMember(el, func(key, v []byte) {
+			switch string(jsonscan.Key(key)) {
 			case "id":
 				s, ok := flexValue(v)
 				if !ok {
@@ -517,9 +518,9 @@ func addDeviceIDs(ids *identities, raw []byte) *cdp.Error {
 	var typ lenientString
 	var id, adID string
 	var err *cdp.Error
-	eachMember(raw, func(key, v []byte) {
+	jsonscan.EachMember(raw, func(key, v []byte) {
 		var dst *string
-		switch name := string(keyBytes(key)); name {
+		switch name := string(jsonscan.Key(key)); name {
 		case "type":
 			typ = lenientValue(v)
 			return
@@ -532,7 +533,7 @@ func addDeviceIDs(ids *identities, raw []byte) *cdp.Error {
 		}
 		s, ok := flexValue(v)
 		if !ok && err == nil {
-			err = reject(codeInvalidField, "context.device."+string(keyBytes(key))+" must be a string or a number")
+			err = reject(codeInvalidField, "context.device."+string(jsonscan.Key(key))+" must be a string or a number")
 		}
 		*dst = s
 	})

@@ -5,12 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/custos-cdp/custos/internal/jsonscan"
 	"net/netip"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/custos-cdp/custos/internal/cdp"
 )
@@ -43,7 +43,7 @@ func flexValue(b []byte) (s string, ok bool) {
 	case 'n':
 		return "", true
 	case '"':
-		return unquote(b), true
+		return jsonscan.Unquote(b), true
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 		return numberText(b), true
 	}
@@ -79,30 +79,9 @@ func lenientValue(b []byte) lenientString {
 	case 'n':
 		return lenientString{}
 	case '"':
-		return lenientString{s: unquote(b)}
+		return lenientString{s: jsonscan.Unquote(b)}
 	}
 	return lenientString{bad: true}
-}
-
-// unquote decodes a JSON string literal that the decoder has already
-// validated. Most strings need no unescaping, so they are copied directly.
-func unquote(b []byte) string {
-	inner := b[1 : len(b)-1]
-	simple := true
-	for _, c := range inner {
-		if c == '\\' || c >= utf8.RuneSelf {
-			simple = false
-			break
-		}
-	}
-	if simple {
-		return string(inner)
-	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return ""
-	}
-	return s
 }
 
 func jsonKind(c byte) string {
@@ -153,7 +132,7 @@ func timeValue(b []byte) wireTime {
 	default:
 		return wireTime{bad: true}
 	}
-	s := unquote(b)
+	s := jsonscan.Unquote(b)
 	if s == "" {
 		return wireTime{}
 	}
@@ -253,9 +232,9 @@ func members(raw []byte, fn func(key string, value json.RawMessage) error) error
 		return errNotObject
 	}
 	var err error
-	ok := eachMember(raw, func(k, v []byte) {
+	ok := jsonscan.EachMember(raw, func(k, v []byte) {
 		if err == nil {
-			err = fn(string(keyBytes(k)), v)
+			err = fn(string(jsonscan.Key(k)), v)
 		}
 	})
 	if err != nil {

@@ -1,14 +1,20 @@
-package ingest
+// Package jsonscan validates JSON and splits objects and arrays into the
+// raw bytes of their members in one pass, for decoders that read a few
+// fields of a document and keep the rest as raw JSON. Its idea of valid
+// JSON is that of encoding/json (a fuzz test holds them equal).
+package jsonscan
 
-import "unicode/utf8"
+import (
+	"encoding/json"
+	"unicode/utf8"
+)
 
-// The Segment path reads every message through this scanner instead of
+// The gateway reads every Segment message through this scanner instead of
 // encoding/json: encoding/json validates a whole input before decoding it
 // and then decodes it byte by byte through a state machine, so a message
 // with a nested context cost four passes. The scanner validates and splits
 // a value in one pass and hands out the raw bytes of each member, which the
-// decoder keeps (copied) or reads as the few scalars it needs. Its idea of
-// valid JSON is that of encoding/json (a fuzz test holds them equal).
+// decoder keeps (copied) or reads as the few scalars it needs.
 
 // maxJSONDepth is encoding/json's nesting limit, kept so that both decoders
 // refuse the same inputs.
@@ -19,9 +25,9 @@ type jsonScanner struct {
 	i    int
 }
 
-// validJSON reports whether data is one JSON value with optional
+// Valid reports whether data is one JSON value with optional
 // surrounding white space.
-func validJSON(data []byte) bool {
+func Valid(data []byte) bool {
 	s := jsonScanner{data: data}
 	if !s.value(0) {
 		return false
@@ -30,10 +36,10 @@ func validJSON(data []byte) bool {
 	return s.i == len(data)
 }
 
-// eachMember validates the JSON object obj and calls fn with the raw key
+// EachMember validates the JSON object obj and calls fn with the raw key
 // (quotes included) and raw value of each member, in document order. It
 // reports false when obj is not a valid JSON object.
-func eachMember(obj []byte, fn func(key, value []byte)) bool {
+func EachMember(obj []byte, fn func(key, value []byte)) bool {
 	s := jsonScanner{data: obj}
 	s.space()
 	if s.i >= len(obj) || obj[s.i] != '{' || !s.object(1, fn) {
@@ -43,8 +49,8 @@ func eachMember(obj []byte, fn func(key, value []byte)) bool {
 	return s.i == len(obj)
 }
 
-// eachElement is eachMember for the elements of a JSON array.
-func eachElement(arr []byte, fn func(value []byte)) bool {
+// EachElement is eachMember for the elements of a JSON array.
+func EachElement(arr []byte, fn func(value []byte)) bool {
 	s := jsonScanner{data: arr}
 	s.space()
 	if s.i >= len(arr) || arr[s.i] != '[' || !s.array(1, fn) {
@@ -54,15 +60,15 @@ func eachElement(arr []byte, fn func(value []byte)) bool {
 	return s.i == len(arr)
 }
 
-// keyBytes returns the name of a raw key from eachMember. Keys with escapes
+// Key returns the name of a raw key from eachMember. Keys with escapes
 // or non-ASCII bytes are decoded as encoding/json would ("user\u0049d" is
 // userId); plain ones are returned without a copy. Callers switch on
-// string(keyBytes(k)), which the compiler does without allocating.
-func keyBytes(raw []byte) []byte {
+// string(Key(k)), which the compiler does without allocating.
+func Key(raw []byte) []byte {
 	inner := raw[1 : len(raw)-1]
 	for _, c := range inner {
 		if c == '\\' || c >= utf8.RuneSelf {
-			return []byte(unquote(raw))
+			return []byte(Unquote(raw))
 		}
 	}
 	return inner
@@ -286,4 +292,25 @@ func (s *jsonScanner) number() bool {
 	}
 	s.i = i
 	return true
+}
+
+// Unquote decodes a JSON string literal that the decoder has already
+// validated. Most strings need no unescaping, so they are copied directly.
+func Unquote(b []byte) string {
+	inner := b[1 : len(b)-1]
+	simple := true
+	for _, c := range inner {
+		if c == '\\' || c >= utf8.RuneSelf {
+			simple = false
+			break
+		}
+	}
+	if simple {
+		return string(inner)
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return ""
+	}
+	return s
 }

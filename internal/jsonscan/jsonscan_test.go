@@ -1,4 +1,4 @@
-package ingest
+package jsonscan
 
 import (
 	"bytes"
@@ -24,7 +24,7 @@ func TestValidJSONAgreesWithEncodingJSON(t *testing.T) {
 			name = name[:40] + "..."
 		}
 		t.Run(name, func(t *testing.T) {
-			if got, want := validJSON([]byte(in)), json.Valid([]byte(in)); got != want {
+			if got, want := Valid([]byte(in)), json.Valid([]byte(in)); got != want {
 				t.Errorf("got valid %v, want %v", got, want)
 			}
 		})
@@ -33,8 +33,8 @@ func TestValidJSONAgreesWithEncodingJSON(t *testing.T) {
 
 func TestEachMember(t *testing.T) {
 	var keys, values []string
-	ok := eachMember([]byte(` {"a" : 1 , "b\u0063":{"x":[1,2]},"a":"s"} `), func(k, v []byte) {
-		keys = append(keys, string(keyBytes(k)))
+	ok := EachMember([]byte(` {"a" : 1 , "b\u0063":{"x":[1,2]},"a":"s"} `), func(k, v []byte) {
+		keys = append(keys, string(Key(k)))
 		values = append(values, string(v))
 	})
 	if !ok {
@@ -47,7 +47,7 @@ func TestEachMember(t *testing.T) {
 		t.Errorf("got values %s, want %s", got, want)
 	}
 	for _, bad := range []string{`[]`, `{"a":1`, `{"a":1} x`, `"a"`} {
-		if eachMember([]byte(bad), func(k, v []byte) {}) {
+		if EachMember([]byte(bad), func(k, v []byte) {}) {
 			t.Errorf("%s: got valid object, want invalid", bad)
 		}
 	}
@@ -57,13 +57,13 @@ func TestEachMember(t *testing.T) {
 // and of an object's members.
 func FuzzJSONScanner(f *testing.F) {
 	f.Add([]byte(`{"a":[1,{"b":null}],"c\u0041":"\ud83d\ude00","d":-1.5e3}`))
-	f.Add([]byte(benchTrack))
+	f.Add([]byte(`{"type":"track","userId":"user-1001","event":"Order Completed","properties":{"revenue":42.5,"items":[{"sku":"a-1"}]},"context":{"ip":"203.0.113.9","library":{"name":"analytics-go"}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		valid := validJSON(data)
+		valid := Valid(data)
 		if want := json.Valid(data); valid != want {
 			t.Fatalf("validJSON %q: got %v, want %v", data, valid, want)
 		}
-		if !valid || firstByte(data) != '{' {
+		if !valid || firstByteOf(data) != '{' {
 			return
 		}
 		type member struct {
@@ -71,7 +71,7 @@ func FuzzJSONScanner(f *testing.F) {
 			value string
 		}
 		var got []member
-		eachMember(data, func(k, v []byte) { got = append(got, member{string(keyBytes(k)), string(v)}) })
+		EachMember(data, func(k, v []byte) { got = append(got, member{string(Key(k)), string(v)}) })
 
 		dec := json.NewDecoder(bytes.NewReader(data))
 		if _, err := dec.Token(); err != nil {
@@ -91,4 +91,15 @@ func FuzzJSONScanner(f *testing.F) {
 			}
 		}
 	})
+}
+
+func firstByteOf(b []byte) byte {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c
+	}
+	return 0
 }
