@@ -40,3 +40,32 @@ func TestRoundTrip(t *testing.T) {
 		t.Error("decoded garbage")
 	}
 }
+
+// BenchmarkDecode reads a typical log record (a Segment track of about 500
+// bytes): DecodeOne against the encoding/json decoder it replaced.
+func BenchmarkDecode(b *testing.B) {
+	at := time.Unix(0, 1_700_000_000_123_456_789).UTC()
+	ev := cdp.Event{MessageID: "7f3a9c2e-5b1d-4e8f-a6c0-2d9e8b7f1a34", WorkspaceID: "ws_01", SourceID: "src_01JD2Q", Format: cdp.FormatSegment,
+		Type: cdp.Track, Name: "Order Completed", Identities: []cdp.Identity{{Type: cdp.UserID, Value: "user-1001"}, {Type: cdp.AnonymousID, Value: "a3c1e9f0-4b2d-4c8e-9f1a-7d6b5e4c3b2a"}},
+		Properties: json.RawMessage(`{"order_id":"50314b8e9bcf000000000000","total":27.5,"revenue":25,"currency":"USD","products":[{"product_id":"507f1f77bcf86cd799439011","sku":"45790-32","name":"Monopoly","price":19,"quantity":1}]}`),
+		Context:    json.RawMessage(`{"library":{"name":"analytics-go","version":"3.0.0"},"userAgent":"Mozilla/5.0","locale":"en-US","page":{"path":"/checkout","url":"https://shop.example/checkout"}}`),
+		IP:         "203.0.113.9", Timestamp: at, SentAt: at, ReceivedAt: at}
+	line, err := Append(nil, &ev)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		fn   func([]byte) (cdp.Event, error)
+	}{{"jsonscan", DecodeOne}, {"encoding-json", decodeReference}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(line)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.fn(line); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
