@@ -105,16 +105,7 @@ func benchProcessingCommand(ctx context.Context, args []string, stdout, stderr i
 	// The server's maintenance (planner statistics) runs as in serve.
 	maint, stopMaint := context.WithCancel(ctx)
 	defer stopMaint()
-	go func() {
-		for {
-			select {
-			case <-maint.Done():
-				return
-			case <-time.After(10 * time.Second):
-				_, _ = db.Analyze(maint)
-			}
-		}
-	}()
+	go keepAnalyzed(maint, db, slog.New(slog.DiscardHandler))
 	var (
 		mu        sync.Mutex
 		total     cdp.ApplyResult

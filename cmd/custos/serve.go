@@ -151,7 +151,7 @@ func start(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 			return nil, fmt.Errorf("processor: %w", err)
 		}
 		s.bg.Go(func() { s.pruneMessageIDs(bgCtx) })
-		s.bg.Go(func() { s.analyze(bgCtx) })
+		s.bg.Go(func() { keepAnalyzed(bgCtx, s.db, s.log) })
 		s.bg.Go(func() { relay.Run(bgCtx) })
 	}
 	fwd := &forwarding{registry: registry(), vault: v, bus: s.bus, allowPrivate: cfg.AllowPrivate}
@@ -298,9 +298,10 @@ func (s *server) run(ctx context.Context) error {
 	return err
 }
 
-// analyze keeps the database's planner statistics fresh (see
-// sqlstore.DB.Analyze): a cheap check every 10 seconds.
-func (s *server) analyze(ctx context.Context) {
+// keepAnalyzed keeps the database's planner statistics fresh (see
+// sqlstore.DB.Analyze) until ctx ends: a cheap check every 10 seconds.
+// serve and bench-processing both run it.
+func keepAnalyzed(ctx context.Context, db *sqlstore.DB, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
 	for {
@@ -309,10 +310,10 @@ func (s *server) analyze(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if n, err := s.db.Analyze(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("analyzing tables failed", "err", err)
+		if n, err := db.Analyze(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("analyzing tables failed", "err", err)
 		} else if n > 0 {
-			s.log.Info("analyzed tables (PostgreSQL autovacuum is off: vacuum them too)", "count", n)
+			log.Info("analyzed tables (PostgreSQL autovacuum is off: vacuum them too)", "count", n)
 		}
 	}
 }

@@ -68,7 +68,7 @@ type Consumer struct {
 	b       *Bus
 	cfg     ConsumeConfig
 	cons    jetstream.Consumer
-	ccs     []jetstream.ConsumeContext
+	cc      jetstream.ConsumeContext
 	queue   chan jetstream.Msg
 	mu      sync.Mutex
 	stopped bool
@@ -122,7 +122,7 @@ func (b *Bus) ConsumeEvents(ctx context.Context, cfg ConsumeConfig, h EventHandl
 		stop()
 		return nil, cdp.Wrap(cdp.Unavailable, "log_unavailable", err, "consume event log")
 	}
-	c.ccs = append(c.ccs, cc)
+	c.cc = cc
 	for range cfg.Workers {
 		go c.work(h)
 	}
@@ -263,9 +263,7 @@ func (c *Consumer) Stop(ctx context.Context) error {
 	c.mu.Lock()
 	c.stopped = true
 	c.mu.Unlock()
-	for _, cc := range c.ccs {
-		cc.Stop()
-	}
+	c.cc.Stop()
 	done := make(chan struct{})
 	go func() { c.wg.Wait(); close(done) }()
 	select {

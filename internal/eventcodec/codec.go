@@ -428,50 +428,51 @@ func decodeObject(v []byte, fn func(key string, value []byte) bool) bool {
 	return good
 }
 
-func decodeIdentities(v []byte, dst *[]cdp.Identity) bool {
-	return decodeArray(v, func(null bool) { *dst = emptyOrNil[cdp.Identity](null) }, func(el []byte) bool {
-		var id cdp.Identity
-		good := decodeObject(el, func(key string, val []byte) bool {
-			switch key {
-			case "t":
-				return decodeString(val, (*string)(&id.Type))
-			case "v":
-				return decodeString(val, &id.Value)
-			}
-			return true
-		})
-		*dst = append(*dst, id)
+// decodeObjects decodes an array of objects into dst, each member through
+// field.
+func decodeObjects[T any](v []byte, dst *[]T, field func(x *T, key string, val []byte) bool) bool {
+	return decodeArray(v, func(null bool) { *dst = emptyOrNil[T](null) }, func(el []byte) bool {
+		var x T
+		good := decodeObject(el, func(key string, val []byte) bool { return field(&x, key, val) })
+		*dst = append(*dst, x)
 		return good
 	})
 }
 
+func decodeIdentities(v []byte, dst *[]cdp.Identity) bool {
+	return decodeObjects(v, dst, func(id *cdp.Identity, key string, val []byte) bool {
+		switch key {
+		case "t":
+			return decodeString(val, (*string)(&id.Type))
+		case "v":
+			return decodeString(val, &id.Value)
+		}
+		return true
+	})
+}
+
 func decodeConsent(v []byte, dst *[]cdp.ConsentSignal) bool {
-	return decodeArray(v, func(null bool) { *dst = emptyOrNil[cdp.ConsentSignal](null) }, func(el []byte) bool {
-		var c cdp.ConsentSignal
-		good := decodeObject(el, func(key string, val []byte) bool {
-			switch key {
-			case "voc":
-				return decodeString(val, (*string)(&c.Vocabulary))
-			case "k":
-				return decodeString(val, &c.Key)
-			case "p":
-				return decodeString(val, (*string)(&c.Purpose))
-			case "g":
-				return decodeBool(val, &c.Granted)
-			case "w":
-				return decodeBool(val, &c.Withdrawn)
-			case "at":
-				return decodeTime(val, &c.CollectedAt)
-			case "doc":
-				return decodeString(val, &c.Document)
-			case "loc":
-				return decodeString(val, &c.Location)
-			case "hw":
-				return decodeString(val, &c.HardwareID)
-			}
-			return true
-		})
-		*dst = append(*dst, c)
-		return good
+	return decodeObjects(v, dst, func(c *cdp.ConsentSignal, key string, val []byte) bool {
+		switch key {
+		case "voc":
+			return decodeString(val, (*string)(&c.Vocabulary))
+		case "k":
+			return decodeString(val, &c.Key)
+		case "p":
+			return decodeString(val, (*string)(&c.Purpose))
+		case "g":
+			return decodeBool(val, &c.Granted)
+		case "w":
+			return decodeBool(val, &c.Withdrawn)
+		case "at":
+			return decodeTime(val, &c.CollectedAt)
+		case "doc":
+			return decodeString(val, &c.Document)
+		case "loc":
+			return decodeString(val, &c.Location)
+		case "hw":
+			return decodeString(val, &c.HardwareID)
+		}
+		return true
 	})
 }

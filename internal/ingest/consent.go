@@ -19,7 +19,7 @@ import (
 func segmentConsentSignals(consent, management []byte) ([]cdp.ConsentSignal, *cdp.Error) {
 	var out []cdp.ConsentSignal
 	if !isNull(consent) {
-		if firstByte(consent) != '{' {
+		if jsonscan.FirstByte(consent) != '{' {
 			return nil, reject(codeInvalidConsent, "context.consent must be a JSON object")
 		}
 		var prefs []byte
@@ -65,7 +65,7 @@ func segmentConsentSignals(consent, management []byte) ([]cdp.ConsentSignal, *cd
 		}
 	}
 	if !isNull(management) {
-		if firstByte(management) != '{' {
+		if jsonscan.FirstByte(management) != '{' {
 			return nil, reject(codeInvalidConsent, "context.consentManagement must be a JSON object")
 		}
 		var allowed, denied []byte
@@ -99,7 +99,7 @@ func appendRudderIDs(out []cdp.ConsentSignal, raw []byte, granted bool, field st
 		ok = ok && id != ""
 		out = append(out, cdp.ConsentSignal{Vocabulary: cdp.ConsentRudderID, Key: id, Granted: granted})
 	}
-	switch firstByte(raw) {
+	switch jsonscan.FirstByte(raw) {
 	case 0, 'n':
 		return out, nil
 	case '[':
@@ -149,7 +149,7 @@ func mParticleConsentSignals(raw json.RawMessage) ([]cdp.ConsentSignal, *cdp.Err
 	}
 	bad := reject(codeInvalidConsent, "consent_state must hold gdpr and ccpa objects of {consented: bool, ...}")
 	var state mpConsentState
-	if firstByte(raw) != '{' || json.Unmarshal(raw, &state) != nil {
+	if jsonscan.FirstByte(raw) != '{' || json.Unmarshal(raw, &state) != nil {
 		return nil, bad
 	}
 	var out []cdp.ConsentSignal
@@ -158,7 +158,7 @@ func mParticleConsentSignals(raw json.RawMessage) ([]cdp.ConsentSignal, *cdp.Err
 			return nil
 		}
 		var c mpConsent
-		if purpose == "" || firstByte(v) != '{' || json.Unmarshal(v, &c) != nil || c.Consented == nil || c.Timestamp.bad {
+		if purpose == "" || jsonscan.FirstByte(v) != '{' || json.Unmarshal(v, &c) != nil || c.Consented == nil || c.Timestamp.bad {
 			return bad
 		}
 		out = append(out, cdp.ConsentSignal{

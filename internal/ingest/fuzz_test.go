@@ -3,6 +3,7 @@ package ingest
 import (
 	"encoding/json"
 	"errors"
+	"github.com/custos-cdp/custos/internal/jsonscan"
 	"os"
 	"path/filepath"
 	"testing"
@@ -98,7 +99,7 @@ func checkDecoded(t *testing.T, events []cdp.Event, rejected []Rejection, err er
 			seen[id] = true
 		}
 		for name, raw := range map[string]json.RawMessage{"Traits": ev.Traits, "Properties": ev.Properties, "Context": ev.Context, "Integrations": ev.Integrations} {
-			if raw != nil && (firstByte(raw) != '{' || !json.Valid(raw)) {
+			if raw != nil && (jsonscan.FirstByte(raw) != '{' || !json.Valid(raw)) {
 				t.Fatalf("event %d: got %s %q, want nil or a JSON object", i, name, raw)
 			}
 		}

@@ -37,7 +37,7 @@ func DecodeMParticle(body []byte, bulk bool, lim Limits, receivedAt time.Time) (
 		if len(body) > lim.MParticleMaxBatchBytes {
 			return MParticleRequest{}, cdp.Reason(cdp.TooLarge, codeBodyTooLarge, "body larger than the limit per batch")
 		}
-		if firstByte(body) != '{' {
+		if jsonscan.FirstByte(body) != '{' {
 			return MParticleRequest{}, notObject(body, codeInvalidBatch, "body must be a JSON batch object")
 		}
 		if !jsonscan.Valid(body) {
@@ -53,7 +53,7 @@ func DecodeMParticle(body []byte, bulk bool, lim Limits, receivedAt time.Time) (
 	if len(body) > lim.MParticleMaxRequestBytes {
 		return MParticleRequest{}, cdp.Reason(cdp.TooLarge, codeBodyTooLarge, "body larger than the limit per request")
 	}
-	if firstByte(body) != '[' {
+	if jsonscan.FirstByte(body) != '[' {
 		return MParticleRequest{}, notObject(body, codeInvalidBatch, "body must be a JSON array of batches")
 	}
 	var batches []rawMsg
@@ -69,7 +69,7 @@ func DecodeMParticle(body []byte, bulk bool, lim Limits, receivedAt time.Time) (
 		switch {
 		case len(raw) > lim.MParticleMaxBatchBytes:
 			err = cdp.Reason(cdp.TooLarge, codeBatchTooLarge, "batch larger than the limit per batch")
-		case firstByte(raw) != '{':
+		case jsonscan.FirstByte(raw) != '{':
 			err = reject(codeInvalidBatch, "batch must be a JSON object")
 		default:
 			err = decodeMParticleBatch(raw, &i, receivedAt, &req)
@@ -252,7 +252,7 @@ func emptyObject(raw json.RawMessage) bool {
 	if isNull(raw) {
 		return true
 	}
-	return firstByte(raw) == '{' && firstByte(raw[1:]) == '}'
+	return jsonscan.FirstByte(raw) == '{' && jsonscan.FirstByte(raw[1:]) == '}'
 }
 
 // mpEvent is one element of a batch's events.
@@ -301,7 +301,7 @@ var mpEventTypes = map[string]struct {
 }
 
 func (b *mpBatchInfo) decodeEvent(index int, raw []byte) (cdp.Event, *cdp.Error) {
-	if firstByte(raw) != '{' {
+	if jsonscan.FirstByte(raw) != '{' {
 		return cdp.Event{}, reject(codeInvalidEvent, "event must be a JSON object")
 	}
 	var e mpEvent

@@ -48,7 +48,7 @@ func DecodeSegment(body []byte, endpoint cdp.EventType, lim Limits, receivedAt t
 	if len(body) > lim.SegmentMaxMessageBytes {
 		return SegmentRequest{}, cdp.Reason(cdp.TooLarge, codeMessageTooLarge, "message larger than the limit per message")
 	}
-	if firstByte(body) != '{' {
+	if jsonscan.FirstByte(body) != '{' {
 		return SegmentRequest{}, notObject(body, codeInvalidJSON, "body must be a JSON object")
 	}
 	var m segmentMessage
@@ -108,7 +108,7 @@ func decodeSegmentBatch(body []byte, lim Limits, receivedAt time.Time) (SegmentR
 	if len(body) > lim.SegmentMaxBatchBytes {
 		return SegmentRequest{}, cdp.Reason(cdp.TooLarge, codeBodyTooLarge, "body larger than the limit per batch")
 	}
-	if firstByte(body) != '{' {
+	if jsonscan.FirstByte(body) != '{' {
 		return SegmentRequest{}, notObject(body, codeInvalidBatch, "body must be a JSON object with a batch array")
 	}
 	var b segmentBatch
@@ -127,7 +127,7 @@ func decodeSegmentBatch(body []byte, lim Limits, receivedAt time.Time) (SegmentR
 	}
 	defaults := segmentDefaults{sentAt: b.sentAt.t}
 	if !isNull(b.context) {
-		if firstByte(b.context) != '{' {
+		if jsonscan.FirstByte(b.context) != '{' {
 			return req, reject(codeInvalidBatch, "context must be a JSON object")
 		}
 		ctx, err := parseSegmentContext(b.context)
@@ -155,7 +155,7 @@ func decodeBatchMessage(raw []byte, d segmentDefaults, lim Limits, receivedAt ti
 	if len(raw) > lim.SegmentMaxMessageBytes {
 		return cdp.Event{}, cdp.Reason(cdp.TooLarge, codeMessageTooLarge, "message larger than the limit per message")
 	}
-	if firstByte(raw) != '{' {
+	if jsonscan.FirstByte(raw) != '{' {
 		return cdp.Event{}, reject(codeInvalidMessage, "message must be a JSON object")
 	}
 	var m segmentMessage
@@ -385,7 +385,7 @@ func addTraitIdentities(ids *identities, traits []byte, field string) *cdp.Error
 	if isNull(traits) {
 		return nil
 	}
-	if firstByte(traits) != '{' {
+	if jsonscan.FirstByte(traits) != '{' {
 		return reject(codeInvalidField, field+" must be a JSON object")
 	}
 	var email, phone string
@@ -473,7 +473,7 @@ func addExternalIDs(ids *identities, raw []byte) *cdp.Error {
 		return nil
 	}
 	bad := reject(codeInvalidField, "context.externalIds must be an array of {id, type} objects")
-	if firstByte(raw) != '[' {
+	if jsonscan.FirstByte(raw) != '[' {
 		return bad
 	}
 	var err *cdp.Error
@@ -512,7 +512,7 @@ func addDeviceIDs(ids *identities, raw []byte) *cdp.Error {
 	if isNull(raw) {
 		return nil
 	}
-	if firstByte(raw) != '{' {
+	if jsonscan.FirstByte(raw) != '{' {
 		return reject(codeInvalidField, "context.device must be a JSON object")
 	}
 	var typ lenientString

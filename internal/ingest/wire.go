@@ -194,21 +194,9 @@ func (m *rawMsg) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// firstByte returns the first non-space byte of b, or 0.
-func firstByte(b []byte) byte {
-	for _, c := range b {
-		switch c {
-		case ' ', '\t', '\r', '\n':
-			continue
-		}
-		return c
-	}
-	return 0
-}
-
 // isNull reports whether a decoded raw value is absent or JSON null.
 func isNull(raw []byte) bool {
-	return len(raw) == 0 || firstByte(raw) == 'n'
+	return len(raw) == 0 || jsonscan.FirstByte(raw) == 'n'
 }
 
 // objectField returns raw when it is a JSON object, nil when it is absent
@@ -217,7 +205,7 @@ func objectField(raw json.RawMessage, field string) (json.RawMessage, *cdp.Error
 	if isNull(raw) {
 		return nil, nil
 	}
-	if firstByte(raw) != '{' {
+	if jsonscan.FirstByte(raw) != '{' {
 		return nil, reject(codeInvalidField, field+" must be a JSON object")
 	}
 	return raw, nil
@@ -228,7 +216,7 @@ func objectField(raw json.RawMessage, field string) (json.RawMessage, *cdp.Error
 // sent. Values alias raw. Anything but a valid object is errNotObject; the
 // first error of fn stops the walk and is returned.
 func members(raw []byte, fn func(key string, value json.RawMessage) error) error {
-	if firstByte(raw) != '{' {
+	if jsonscan.FirstByte(raw) != '{' {
 		return errNotObject
 	}
 	var err error

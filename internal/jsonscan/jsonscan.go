@@ -60,6 +60,19 @@ func EachElement(arr []byte, fn func(value []byte)) bool {
 	return s.i == len(arr)
 }
 
+// FirstByte returns the first byte of b that is not JSON white space, or
+// 0: what kind of value a raw value is.
+func FirstByte(b []byte) byte {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return c
+	}
+	return 0
+}
+
 // Key returns the name of a raw key from eachMember. Keys with escapes
 // or non-ASCII bytes are decoded as encoding/json would ("user\u0049d" is
 // userId); plain ones are returned without a copy. Callers switch on

@@ -63,7 +63,7 @@ func FuzzJSONScanner(f *testing.F) {
 		if want := json.Valid(data); valid != want {
 			t.Fatalf("validJSON %q: got %v, want %v", data, valid, want)
 		}
-		if !valid || firstByteOf(data) != '{' {
+		if !valid || FirstByte(data) != '{' {
 			return
 		}
 		type member struct {
@@ -91,15 +91,4 @@ func FuzzJSONScanner(f *testing.F) {
 			}
 		}
 	})
-}
-
-func firstByteOf(b []byte) byte {
-	for _, c := range b {
-		switch c {
-		case ' ', '\t', '\n', '\r':
-			continue
-		}
-		return c
-	}
-	return 0
 }

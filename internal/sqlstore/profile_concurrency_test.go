@@ -21,32 +21,21 @@ func TestConcurrentApplyOnePerson(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *sqlstore.DB) {
 		p := newProfiles(t, db)
 		const workers, rounds = 8, 15
-		var wg sync.WaitGroup
-		errs := make(chan error, workers)
-		for w := range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for r := range rounds {
-					anon := fmt.Sprintf("anon-%d-%d", w, r)
-					batch := []cdp.Event{
-						// An anonymous visit first, then the login that links it.
-						ev(fmt.Sprintf("v-%d-%d", w, r), cdp.Track, ids("anonymous_id", anon)),
-						ev(fmt.Sprintf("l-%d-%d", w, r), cdp.Identify, ids("anonymous_id", anon, "user_id", "the-user"),
-							traits(fmt.Sprintf(`{"w%d":%d,"last":%d}`, w, r, w*rounds+r)), at(time.Duration(w*rounds+r)*time.Second)),
-					}
-					if _, err := p.Apply(context.Background(), batch); err != nil {
-						errs <- err
-						return
-					}
+		concurrently(t, workers, func(w int) error {
+			for r := range rounds {
+				anon := fmt.Sprintf("anon-%d-%d", w, r)
+				batch := []cdp.Event{
+					// An anonymous visit first, then the login that links it.
+					ev(fmt.Sprintf("v-%d-%d", w, r), cdp.Track, ids("anonymous_id", anon)),
+					ev(fmt.Sprintf("l-%d-%d", w, r), cdp.Identify, ids("anonymous_id", anon, "user_id", "the-user"),
+						traits(fmt.Sprintf(`{"w%d":%d,"last":%d}`, w, r, w*rounds+r)), at(time.Duration(w*rounds+r)*time.Second)),
 				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatalf("apply: %v", err)
-		}
+				if _, err := p.Apply(context.Background(), batch); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 		user := find(t, p, cdp.UserID, "the-user")
 		prof := get(t, p, user)
 		// 1 user id + one anonymous id per round, up to the limit of 25.
@@ -90,37 +79,26 @@ func TestConcurrentLargeAndSmallBatches(t *testing.T) {
 		for i := range people {
 			big = append(big, ev(fmt.Sprintf("big-%d", i), cdp.Identify, ids("user_id", fmt.Sprintf("u%d", i)), at(time.Second)))
 		}
-		var wg sync.WaitGroup
-		errs := make(chan error, 8)
-		for w := range 2 {
-			wg.Go(func() {
-				// The same large batch twice under different message ids.
+		// Two workers apply the same large batch under different message
+		// ids; three apply every person's login alone.
+		concurrently(t, 5, func(w int) error {
+			if w < 2 {
 				b := make([]cdp.Event, len(big))
 				copy(b, big)
 				for i := range b {
 					b[i].MessageID = fmt.Sprintf("%s-w%d", b[i].MessageID, w)
 				}
-				if _, err := p.Apply(ctx, b); err != nil {
-					errs <- err
+				_, err := p.Apply(ctx, b)
+				return err
+			}
+			for i := w - 2; i < people; i += 3 {
+				e := ev(fmt.Sprintf("small-%d", i), cdp.Identify, ids("anonymous_id", fmt.Sprintf("a%d", i), "user_id", fmt.Sprintf("u%d", i)))
+				if _, err := p.Apply(ctx, []cdp.Event{e}); err != nil {
+					return err
 				}
-			})
-		}
-		for w := range 3 {
-			wg.Go(func() {
-				for i := w; i < people; i += 3 {
-					e := ev(fmt.Sprintf("small-%d", i), cdp.Identify, ids("anonymous_id", fmt.Sprintf("a%d", i), "user_id", fmt.Sprintf("u%d", i)))
-					if _, err := p.Apply(ctx, []cdp.Event{e}); err != nil {
-						errs <- err
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatalf("apply: %v", err)
-		}
+			}
+			return nil
+		})
 		for i := range people {
 			u := find(t, p, cdp.UserID, fmt.Sprintf("u%d", i))
 			if a := find(t, p, cdp.AnonymousID, fmt.Sprintf("a%d", i)); a != u {
@@ -151,22 +129,12 @@ func TestConcurrentRedeliveredEntries(t *testing.T) {
 		for i := range all {
 			all[i] = ev(fmt.Sprintf("m-%03d", i), cdp.Track, ids("user_id", fmt.Sprintf("u-%d", i%40)))
 		}
-		var wg sync.WaitGroup
-		errs := make(chan error, workers)
-		for w := range workers {
+		concurrently(t, workers, func(w int) error {
 			batch := slices.Clone(all)
 			rand.New(rand.NewPCG(uint64(w), 7)).Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
-			wg.Go(func() {
-				if _, err := p.Apply(context.Background(), batch); err != nil {
-					errs <- err
-				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatalf("apply: %v", err)
-		}
+			_, err := p.Apply(context.Background(), batch)
+			return err
+		})
 		n, err := p.EventCount(context.Background(), ws)
 		if err != nil {
 			t.Fatal(err)
@@ -175,4 +143,24 @@ func TestConcurrentRedeliveredEntries(t *testing.T) {
 			t.Errorf("stored %d events, want %d, each once", n, events)
 		}
 	})
+}
+
+// concurrently runs fn(0) to fn(n-1) at once and fails t with their
+// errors once all have returned.
+func concurrently(t *testing.T, n int, fn func(w int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for w := range n {
+		wg.Go(func() {
+			if err := fn(w); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("apply: %v", err)
+	}
 }
