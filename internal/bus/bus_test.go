@@ -346,3 +346,59 @@ func TestConsumerLeavesUnreadableEntries(t *testing.T) {
 		}
 	})
 }
+
+// TestConsumerCatchesUpWithLargerTransactions: while the entries a worker
+// takes are older than CatchUpAfter, it combines up to CatchUpEvents
+// instead of MaxEvents; otherwise MaxEvents holds.
+func TestConsumerCatchesUpWithLargerTransactions(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		after       time.Duration
+		least, most int
+	}{
+		{"in step", time.Hour, 1, 5},
+		{"behind", time.Nanosecond, 6, 50},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eachBus(t, func(t *testing.T, cfg bus.Config) {
+				b := openBus(t, cfg)
+				log := b.NewLog(bus.LogConfig{}, nil)
+				const entries = 60
+				for i := range entries {
+					if err := log.Append(context.Background(), []cdp.Event{event(i)}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var (
+					mu      sync.Mutex
+					largest int
+					applied int
+				)
+				h := func(_ context.Context, events []cdp.Event) error {
+					mu.Lock()
+					defer mu.Unlock()
+					largest = max(largest, len(events))
+					applied += len(events)
+					return nil
+				}
+				cons, err := b.ConsumeEvents(context.Background(), bus.ConsumeConfig{
+					Workers: 1, MaxEvents: 5, CatchUpEvents: 50, CatchUpAfter: tc.after,
+				}, h)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cons.Stop(context.Background())
+				waitFor(t, "every entry applied", func() bool {
+					mu.Lock()
+					defer mu.Unlock()
+					return applied == entries
+				})
+				mu.Lock()
+				defer mu.Unlock()
+				if largest < tc.least || largest > tc.most {
+					t.Errorf("largest handler call: %d events, want %d to %d", largest, tc.least, tc.most)
+				}
+			})
+		})
+	}
+}

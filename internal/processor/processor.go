@@ -30,6 +30,8 @@ type Processor struct {
 	consent *prometheus.CounterVec
 	forward *prometheus.CounterVec
 	visible prometheus.Histogram
+	txSize  prometheus.Histogram
+	txTime  prometheus.Histogram
 	applied []func()
 }
 
@@ -64,9 +66,19 @@ func New(store Store, log *slog.Logger, reg prometheus.Registerer) *Processor {
 			Help:    "Time from an event's arrival at the gateway to its visibility in the profile store.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
+		txSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "custos_processor_transaction_events",
+			Help:    "Events applied per store transaction (the log entries a worker combined).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14),
+		}),
+		txTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "custos_processor_transaction_seconds",
+			Help:    "Time to apply one store transaction, retries included.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(p.events, p.graph, p.consent, p.forward, p.visible)
+		reg.MustRegister(p.events, p.graph, p.consent, p.forward, p.visible, p.txSize, p.txTime)
 	}
 	return p
 }
@@ -74,11 +86,14 @@ func New(store Store, log *slog.Logger, reg prometheus.Registerer) *Processor {
 // Handle applies the events of one log entry. Its signature fits
 // bus.EventHandler.
 func (p *Processor) Handle(ctx context.Context, events []cdp.Event) error {
+	start := p.now()
 	res, err := p.store.Apply(ctx, events)
 	if err != nil {
 		return err
 	}
 	now := p.now()
+	p.txSize.Observe(float64(len(events)))
+	p.txTime.Observe(now.Sub(start).Seconds())
 	for i := range events {
 		p.visible.Observe(now.Sub(events[i].ReceivedAt).Seconds())
 	}
