@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/custos-cdp/custos/internal/cdp"
@@ -45,6 +46,23 @@ func placeholders(from, n int) string {
 
 // rowsOf is the VALUES list of n rows of cols placeholders each.
 func rowsOf(n, cols int) string {
+	if n > rowsPerStatement {
+		return buildRows(n, cols)
+	}
+	k := [2]int{n, cols}
+	if v, ok := rowLists.Load(k); ok {
+		return v.(string)
+	}
+	r := buildRows(n, cols)
+	rowLists.Store(k, r)
+	return r
+}
+
+// rowLists remembers placeholder lists: every batch builds the same few
+// dozen, some of them thousands of characters long.
+var rowLists sync.Map // [2]int{rows, cols} -> string
+
+func buildRows(n, cols int) string {
 	var b strings.Builder
 	for i := range n {
 		if i > 0 {

@@ -121,6 +121,7 @@ type applier struct {
 	res *cdp.ApplyResult
 
 	owners  map[string]cdp.ProfileID // blind index -> profile, as seen in this transaction
+	blinds  map[blindKey]string      // blind indexes computed in this transaction
 	active  map[cdp.ProfileID]bool   // profiles checked live (and locked) in this transaction
 	pending []pendingEvent
 
@@ -194,10 +195,30 @@ func (a *applier) batchBlinds(events []cdp.Event) map[cdp.WorkspaceID][]string {
 		ev := &events[i]
 		keys := a.env[ev.WorkspaceID].keys
 		for _, id := range append(ev.Identities, aliasCandidates(ev)...) {
-			out[ev.WorkspaceID] = append(out[ev.WorkspaceID], string(keys.BlindIndex(id)))
+			out[ev.WorkspaceID] = append(out[ev.WorkspaceID], a.blind(ev.WorkspaceID, keys, id))
 		}
 	}
 	return out
+}
+
+type blindKey struct {
+	ws cdp.WorkspaceID
+	id cdp.Identity
+}
+
+// blind returns an identity's blind index, computed once per transaction
+// (batchBlinds and eventRefs both need it).
+func (a *applier) blind(ws cdp.WorkspaceID, keys *vault.Keys, id cdp.Identity) string {
+	k := blindKey{ws, id}
+	if b, ok := a.blinds[k]; ok {
+		return b
+	}
+	if a.blinds == nil {
+		a.blinds = map[blindKey]string{}
+	}
+	b := string(keys.BlindIndex(id))
+	a.blinds[k] = b
+	return b
 }
 
 // lockIdentities locks every identity of the batch, known or new, before
@@ -233,7 +254,7 @@ func (a *applier) eventRefs(ev *cdp.Event, keys *vault.Keys, rules identity.Rule
 	refs := make([]identity.Ref, 0, len(ev.Identities)+1)
 	values := make(map[string]cdp.Identity, len(ev.Identities)+1)
 	add := func(id cdp.Identity) {
-		b := string(keys.BlindIndex(id))
+		b := a.blind(ev.WorkspaceID, keys, id)
 		refs = append(refs, identity.Ref{Type: id.Type, Blind: b})
 		values[b] = id
 	}
@@ -246,7 +267,7 @@ func (a *applier) eventRefs(ev *cdp.Event, keys *vault.Keys, rules identity.Rule
 		asUser, err1 := cdp.NewIdentity(cdp.UserID, ev.PreviousID)
 		asAnon, err2 := cdp.NewIdentity(cdp.AnonymousID, ev.PreviousID)
 		switch {
-		case err1 == nil && rules.Allowed(asUser) && a.owners[string(keys.BlindIndex(asUser))] != "":
+		case err1 == nil && rules.Allowed(asUser) && a.owners[a.blind(ev.WorkspaceID, keys, asUser)] != "":
 			add(asUser)
 		case err2 == nil && rules.Allowed(asAnon):
 			add(asAnon)

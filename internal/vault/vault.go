@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
+	"hash"
 	"sync"
 	"time"
 
@@ -205,6 +206,9 @@ type Keys struct {
 	master   tink.AEAD
 	indexKey []byte
 	loadedAt time.Time
+	// macs holds HMACs keyed with indexKey: keying one costs more than
+	// hashing a short identity, and the processor hashes several per event.
+	macs sync.Pool
 }
 
 // MasterVersions is the number of master key versions in the keyset.
@@ -214,11 +218,17 @@ func (k *Keys) MasterVersions() int { return k.handle.Len() }
 // Equal identities (after normalisation) give equal indexes; the index
 // reveals nothing about the value without the workspace's index key.
 func (k *Keys) BlindIndex(id cdp.Identity) []byte {
-	m := hmac.New(sha256.New, k.indexKey)
+	m, _ := k.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, k.indexKey)
+	}
+	m.Reset()
 	m.Write([]byte(id.Type))
 	m.Write([]byte{0})
 	m.Write([]byte(id.Value))
-	return m.Sum(nil)
+	sum := m.Sum(make([]byte, 0, sha256.Size))
+	k.macs.Put(m)
+	return sum
 }
 
 func dataKeyAD(ws cdp.WorkspaceID, owner string) []byte {
