@@ -114,7 +114,7 @@ func (c *config) options() []option {
 		{"nats-replicas", "CUSTOS_NATS_REPLICAS", "1", "stream replicas on an external cluster (3 on a three-node cluster)", intOpt(&c.NATSReplicas)},
 		{"log-level", "CUSTOS_LOG_LEVEL", "info", "debug, info, warn or error", stringOpt(&c.LogLevel)},
 		{"dedup-window", "CUSTOS_DEDUP_WINDOW", "168h", "how long a message id is remembered per source for deduplication", durationOpt(&c.DedupWindow)},
-		{"processor-workers", "CUSTOS_PROCESSOR_WORKERS", "2", "processor transactions at once (each applies the log entries waiting, up to 1000 events)", intOpt(&c.Workers)},
+		{"processor-workers", "CUSTOS_PROCESSOR_WORKERS", "2", "processor transactions at once (each applies the log entries waiting: up to 1000 events, 4000 while the processor is behind)", intOpt(&c.Workers)},
 		{"log-ack-wait", "CUSTOS_LOG_ACK_WAIT", "30s", "time before an entry held by a crashed worker is handed to another", durationOpt(&c.LogAckWait)},
 		{"max-pending-bytes", "CUSTOS_MAX_PENDING_BYTES", "67108864", "accepted bytes waiting for a log write before the gateway answers 503", int64Opt(&c.MaxPendingBytes)},
 		{"shutdown-timeout", "CUSTOS_SHUTDOWN_TIMEOUT", "30s", "time to drain in-flight work on SIGTERM", durationOpt(&c.ShutdownTimeout)},
