@@ -402,3 +402,51 @@ func TestConsumerCatchesUpWithLargerTransactions(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumerCatchUpLingersBoundedly: a worker that is behind waits for
+// more entries only briefly in all, not for as long as entries keep
+// trickling in, so what it holds is not kept from the store.
+func TestConsumerCatchUpLingersBoundedly(t *testing.T) {
+	eachBus(t, func(t *testing.T, cfg bus.Config) {
+		b := openBus(t, cfg)
+		log := b.NewLog(bus.LogConfig{}, nil)
+		var (
+			mu      sync.Mutex
+			largest int
+			applied int
+		)
+		h := func(_ context.Context, events []cdp.Event) error {
+			mu.Lock()
+			defer mu.Unlock()
+			largest = max(largest, len(events))
+			applied += len(events)
+			return nil
+		}
+		cons, err := b.ConsumeEvents(context.Background(), bus.ConsumeConfig{
+			Workers: 1, MaxEvents: 5, CatchUpEvents: 1000, CatchUpAfter: time.Nanosecond,
+		}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cons.Stop(context.Background())
+		// One entry every 5 ms for about half a second: each arrives well
+		// within the linger of the one before.
+		const entries = 100
+		for i := range entries {
+			if err := log.Append(context.Background(), []cdp.Event{event(i)}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		waitFor(t, "every entry applied", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return applied == entries
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		if largest > entries/2 {
+			t.Errorf("largest handler call: %d events; the worker waited for entries for as long as they came", largest)
+		}
+	})
+}

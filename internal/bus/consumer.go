@@ -30,7 +30,10 @@ type ConsumeConfig struct {
 	// for more entries to arrive. A transaction of 4000 events costs less
 	// per event than four of 1000 (the pages they share are written once),
 	// which is how a backlog drains; below it, smaller transactions keep
-	// the delay to visibility short. Defaults 4*MaxEvents and 1s.
+	// the delay to visibility short. Defaults 4*MaxEvents and 1s. An
+	// entry's age is read from the log server's clock, so on an external
+	// cluster the servers' and processors' clocks must agree (NTP) to well
+	// under CatchUpAfter.
 	CatchUpEvents int
 	CatchUpAfter  time.Duration
 	// AckWait is how long an entry may be in a handler before JetStream
@@ -160,9 +163,13 @@ func (c *Consumer) work(h EventHandler) {
 		case <-c.ctx.Done():
 			return
 		}
-		limit, linger := c.cfg.MaxEvents, time.Duration(0)
+		// A worker that is behind may wait for more entries, but for at
+		// most catchUpLinger in all, and only while the entries it takes
+		// are still behind: once the backlog is gone, what it holds is
+		// applied at once.
+		limit, until := c.cfg.MaxEvents, time.Time{}
 		if c.behind(msg) {
-			limit, linger = c.cfg.CatchUpEvents, catchUpLinger
+			limit, until = c.cfg.CatchUpEvents, time.Now().Add(catchUpLinger)
 		}
 		batch := c.decode(nil, msg)
 		n := 0
@@ -170,9 +177,12 @@ func (c *Consumer) work(h EventHandler) {
 			n += len(e.events)
 		}
 		for n < limit {
-			msg = c.next(linger)
+			msg = c.next(until)
 			if msg == nil {
 				break
+			}
+			if !until.IsZero() && !c.behind(msg) {
+				until = time.Time{}
 			}
 			before := len(batch)
 			if batch = c.decode(batch, msg); len(batch) > before {
@@ -183,24 +193,25 @@ func (c *Consumer) work(h EventHandler) {
 	}
 }
 
-// catchUpLinger is how long a worker that is behind waits for the next
-// entry before applying what it holds: the local queue refills from the
+// catchUpLinger bounds how long a worker that is behind waits for further
+// entries before applying what it holds: the local queue refills from the
 // pull buffer in bursts, and without the wait a catching-up worker would
 // often find it empty for a moment and apply a small batch.
-const catchUpLinger = 5 * time.Millisecond
+const catchUpLinger = 20 * time.Millisecond
 
-// next returns the next waiting entry, waiting up to linger for one; nil
-// when none came.
-func (c *Consumer) next(linger time.Duration) jetstream.Msg {
+// next returns the next waiting entry, waiting for one until the time
+// given (zero: not at all); nil when none came.
+func (c *Consumer) next(until time.Time) jetstream.Msg {
 	select {
 	case msg := <-c.queue:
 		return msg
 	default:
 	}
-	if linger <= 0 {
+	wait := time.Until(until)
+	if until.IsZero() || wait <= 0 {
 		return nil
 	}
-	t := time.NewTimer(linger)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case msg := <-c.queue:

@@ -68,12 +68,12 @@ func New(store Store, log *slog.Logger, reg prometheus.Registerer) *Processor {
 		}),
 		txSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "custos_processor_transaction_events",
-			Help:    "Events applied per store transaction (the log entries a worker combined).",
+			Help:    "Events per batch the processor applies in one store transaction (the log entries a worker combined), applied or failed.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 14),
 		}),
 		txTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "custos_processor_transaction_seconds",
-			Help:    "Time to apply one store transaction, retries included.",
+			Help:    "Time to apply one batch: encoding, the store transaction and its retries; failed batches included.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 	}
@@ -88,12 +88,12 @@ func New(store Store, log *slog.Logger, reg prometheus.Registerer) *Processor {
 func (p *Processor) Handle(ctx context.Context, events []cdp.Event) error {
 	start := p.now()
 	res, err := p.store.Apply(ctx, events)
-	if err != nil {
-		return err
-	}
 	now := p.now()
 	p.txSize.Observe(float64(len(events)))
 	p.txTime.Observe(now.Sub(start).Seconds())
+	if err != nil {
+		return err
+	}
 	for i := range events {
 		p.visible.Observe(now.Sub(events[i].ReceivedAt).Seconds())
 	}

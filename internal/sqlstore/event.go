@@ -47,30 +47,37 @@ func placeholders(from, n int) string {
 // rowsOf is the VALUES list of n rows of cols placeholders each.
 func rowsOf(n, cols int) string {
 	if n > rowsPerStatement {
-		return buildRows(n, cols)
+		return buildRows(n, cols).text
 	}
-	k := [2]int{n, cols}
-	if v, ok := rowLists.Load(k); ok {
-		return v.(string)
+	v, ok := rowLists.Load(cols)
+	if !ok {
+		v, _ = rowLists.LoadOrStore(cols, buildRows(rowsPerStatement, cols))
 	}
-	r := buildRows(n, cols)
-	rowLists.Store(k, r)
-	return r
+	r := v.(rowList)
+	return r.text[:r.ends[n]]
 }
 
-// rowLists remembers placeholder lists: every batch builds the same few
-// dozen, some of them thousands of characters long.
-var rowLists sync.Map // [2]int{rows, cols} -> string
+// rowList is the VALUES list of rowsPerStatement rows, and where each row
+// ends in it: a list of fewer rows is a prefix. Every batch needs lists of
+// many lengths, some of them thousands of characters long.
+type rowList struct {
+	text string
+	ends []int // ends[n]: the length of the list of n rows
+}
 
-func buildRows(n, cols int) string {
+var rowLists sync.Map // cols -> rowList
+
+func buildRows(n, cols int) rowList {
 	var b strings.Builder
+	ends := make([]int, 1, n+1)
 	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
 		}
 		b.WriteString("(" + placeholders(cols*i+1, cols) + ")")
+		ends = append(ends, b.Len())
 	}
-	return b.String()
+	return rowList{text: b.String(), ends: ends}
 }
 
 // inSet is the condition "col is one of vals" and its arguments, numbered
