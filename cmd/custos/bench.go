@@ -114,6 +114,7 @@ type benchJSON struct {
 	Missing         int64            `json:"missing"`
 	Duplicates      int64            `json:"duplicates"`
 	VerifySeconds   float64          `json:"verify_seconds"`
+	VerifyAfter     float64          `json:"verify_after_seconds"`
 }
 
 func printBenchReport(w io.Writer, r loadgen.Report, asJSON bool) error {
@@ -130,7 +131,7 @@ func printBenchReport(w io.Writer, r loadgen.Report, asJSON bool) error {
 		RequestsPerSec: r.RequestsPerSec, EventsPerSec: r.EventsPerSec,
 		P50Millis: ms(r.P50), P90Millis: ms(r.P90), P99Millis: ms(r.P99), MaxMillis: ms(r.Max),
 		Errors: r.Errors, Acked: r.Acked, VerifySkipped: r.VerifySkipped,
-		Verified: r.Verified, Missing: r.Missing, Duplicates: r.Duplicates, VerifySeconds: r.VerifySeconds,
+		Verified: r.Verified, Missing: r.Missing, Duplicates: r.Duplicates, VerifySeconds: r.VerifySeconds, VerifyAfter: r.VerifyAfterSeconds,
 	})
 	if err != nil {
 		return fmt.Errorf("bench: print report: %w", err)

@@ -329,8 +329,8 @@ func TestRunVerifiesWhatWasAcknowledged(t *testing.T) {
 			if !(0 < rep.P50 && rep.P50 <= rep.P90 && rep.P90 <= rep.P99 && rep.P99 <= rep.Max) {
 				t.Errorf("latency p50 %v p90 %v p99 %v max %v, want 0 < p50 <= p90 <= p99 <= max", rep.P50, rep.P90, rep.P99, rep.Max)
 			}
-			if rep.VerifySkipped || rep.VerifySeconds < 0 {
-				t.Errorf("VerifySkipped %v, VerifySeconds %v", rep.VerifySkipped, rep.VerifySeconds)
+			if rep.VerifySkipped || rep.VerifySeconds < 0 || rep.VerifyAfterSeconds < 0 || rep.VerifyAfterSeconds > rep.VerifySeconds {
+				t.Errorf("VerifySkipped %v, last stored %v-%vs after the last ack", rep.VerifySkipped, rep.VerifyAfterSeconds, rep.VerifySeconds)
 			}
 		})
 	}
@@ -443,13 +443,13 @@ func TestReportString(t *testing.T) {
 	base := Report{Format: FormatSegment, Concurrency: 8, BatchSize: 1, Duration: 2 * time.Second,
 		Requests: 100, Events: 100, RequestsPerSec: 50, EventsPerSec: 50,
 		P50: 800 * time.Microsecond, P90: 2 * time.Millisecond, P99: 15 * time.Millisecond, Max: 1500 * time.Millisecond,
-		Errors: map[string]int64{"503": 2, "timeout": 1}, Acked: 120, Verified: 120, VerifySeconds: 0.25}
+		Errors: map[string]int64{"503": 2, "timeout": 1}, Acked: 120, Verified: 120, VerifySeconds: 0.25, VerifyAfterSeconds: 0.1}
 	tests := []struct {
 		name   string
 		change func(*Report)
 		want   []string
 	}{
-		{"verified", func(*Report) {}, []string{"events       100 acknowledged, 50.0/s", "p50 800µs  p90 2.00ms  p99 15.00ms  max 1.500s", "503: 2, timeout: 1", "all 120 stored once"}},
+		{"verified", func(*Report) {}, []string{"events       100 acknowledged, 50.0/s", "p50 800µs  p90 2.00ms  p99 15.00ms  max 1.500s", "503: 2, timeout: 1", "all 120 stored once; the last stored 0.10-0.25s after"}},
 		{"missing", func(r *Report) { r.Verified, r.Missing = 119, 1 }, []string{"FAILED: 119 of 120 acknowledged stored, 1 missing"}},
 		{"skipped", func(r *Report) { r.VerifySkipped = true }, []string{"not checked"}},
 		{"all warm-up", func(r *Report) { r.Duration = 0; r.Errors = nil }, []string{"nothing measured", "errors       none"}},

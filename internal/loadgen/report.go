@@ -36,7 +36,7 @@ func (r Report) String() string {
 	case r.VerifySkipped:
 		b.WriteString("verified     not checked (no admin token, or the run stopped first)\n")
 	case r.Missing == 0 && r.Duplicates == 0:
-		fmt.Fprintf(&b, "verified     all %d stored once; the last visible %.2fs after the last acknowledgement\n", r.Verified, r.VerifySeconds)
+		fmt.Fprintf(&b, "verified     all %d stored once; the last stored %.2f-%.2fs after the last acknowledgement (between two passes through the events API)\n", r.Verified, r.VerifyAfterSeconds, r.VerifySeconds)
 	default:
 		fmt.Fprintf(&b, "verified     FAILED: %d of %d acknowledged stored, %d missing, %d duplicate copies (after %.2fs)\n", r.Verified, r.Acked, r.Missing, r.Duplicates, r.VerifySeconds)
 	}

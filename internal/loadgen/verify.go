@@ -39,6 +39,10 @@ type verifier struct {
 type verification struct {
 	verified, duplicates int64
 	seconds              float64
+	// notBefore is when the pass before the one that found every event
+	// began, less the last acknowledgement (0 when the first pass did):
+	// that pass missed an event, so the last event was stored after it.
+	notBefore float64
 }
 
 // verify repeats passes from the newest event until one finds every
@@ -57,6 +61,7 @@ func (v *verifier) verify(ctx context.Context, workers []*worker, acked int64, l
 	var res verification
 	complete := false
 	interval := 50 * time.Millisecond
+	var prevStart time.Time
 	for pass := 1; ; pass++ {
 		passStart := time.Now()
 		pages, err := v.pass(vctx)
@@ -73,10 +78,14 @@ func (v *verifier) verify(ctx context.Context, workers []*worker, acked int64, l
 		res = v.tally(workers)
 		if res.verified == acked {
 			res.seconds = max(passStart.Sub(lastAck), 0).Seconds()
+			if !prevStart.IsZero() {
+				res.notBefore = max(prevStart.Sub(lastAck), 0).Seconds()
+			}
 			fmt.Fprintf(v.out, "pass %d (%d pages): all %d acknowledged events stored, %d duplicates\n", pass, pages, acked, res.duplicates)
 			return res, nil
 		}
 		fmt.Fprintf(v.out, "pass %d (%d pages): %d of %d acknowledged events stored so far\n", pass, pages, res.verified, acked)
+		prevStart = passStart
 		t := time.NewTimer(interval)
 		select {
 		case <-t.C:
