@@ -450,3 +450,50 @@ func TestConsumerCatchUpLingersBoundedly(t *testing.T) {
 		}
 	})
 }
+
+// TestConsumerKeepsSlowBatches: a batch whose handler runs longer than
+// AckWait stays with its worker; JetStream does not hand its entries to
+// another one meanwhile.
+func TestConsumerKeepsSlowBatches(t *testing.T) {
+	eachBus(t, func(t *testing.T, cfg bus.Config) {
+		b := openBus(t, cfg)
+		log := b.NewLog(bus.LogConfig{}, nil)
+		const entries = 6
+		for i := range entries {
+			if err := log.Append(context.Background(), []cdp.Event{event(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var (
+			mu   sync.Mutex
+			seen = map[string]int{}
+		)
+		h := func(_ context.Context, events []cdp.Event) error {
+			time.Sleep(1250 * time.Millisecond) // 2.5x AckWait
+			mu.Lock()
+			defer mu.Unlock()
+			for _, ev := range events {
+				seen[ev.MessageID]++
+			}
+			return nil
+		}
+		cons, err := b.ConsumeEvents(context.Background(), bus.ConsumeConfig{Workers: 2, MaxEvents: 1, AckWait: 500 * time.Millisecond}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cons.Stop(context.Background())
+		waitFor(t, "every entry applied", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(seen) == entries
+		})
+		time.Sleep(time.Second) // a late redelivery would land now
+		mu.Lock()
+		defer mu.Unlock()
+		for id, n := range seen {
+			if n != 1 {
+				t.Errorf("%s applied %d times", id, n)
+			}
+		}
+	})
+}

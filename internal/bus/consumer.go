@@ -36,9 +36,10 @@ type ConsumeConfig struct {
 	// under CatchUpAfter.
 	CatchUpEvents int
 	CatchUpAfter  time.Duration
-	// AckWait is how long an entry may be in a handler before JetStream
-	// hands it to another worker or, after a crash, to the restarted
-	// process. Default 30s.
+	// AckWait is how long after a crash JetStream waits before it hands
+	// the entries the crashed process held to another worker (or to the
+	// restarted process). A live process keeps the entries it holds in
+	// progress, however long they wait or take. Default 30s.
 	AckWait time.Duration
 	// RetryDelay is the first delay before an entry whose handler failed is
 	// tried again; it doubles per attempt up to MaxRetryDelay. Defaults
@@ -90,7 +91,8 @@ type Consumer struct {
 	queue   chan jetstream.Msg
 	mu      sync.Mutex
 	stopped bool
-	wg      sync.WaitGroup // entries taken and not yet acked or handed back
+	wg      sync.WaitGroup             // entries taken and not yet acked or handed back
+	held    map[jetstream.Msg]struct{} // the same entries, kept in progress by keepAlive
 	ctx     context.Context
 	stop    context.CancelFunc
 }
@@ -117,7 +119,7 @@ func (b *Bus) ConsumeEvents(ctx context.Context, cfg ConsumeConfig, h EventHandl
 		return nil, cdp.Wrap(cdp.Unavailable, "log_unavailable", err, "create log consumer")
 	}
 	runCtx, stop := context.WithCancel(context.Background())
-	c := &Consumer{b: b, cfg: cfg, cons: cons, ctx: runCtx, stop: stop, queue: make(chan jetstream.Msg, 32*cfg.Workers)}
+	c := &Consumer{b: b, cfg: cfg, cons: cons, ctx: runCtx, stop: stop, queue: make(chan jetstream.Msg, 32*cfg.Workers), held: map[jetstream.Msg]struct{}{}}
 	// One pull subscription fills the queue; the workers take what is
 	// waiting in it and apply it together.
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
@@ -128,12 +130,13 @@ func (b *Bus) ConsumeEvents(ctx context.Context, cfg ConsumeConfig, h EventHandl
 			return
 		}
 		c.wg.Add(1)
+		c.held[msg] = struct{}{}
 		c.mu.Unlock()
 		select {
 		case c.queue <- msg:
 		case <-runCtx.Done():
 			_ = msg.Nak()
-			c.wg.Done()
+			c.release(msg)
 		}
 	}, jetstream.PullMaxBytes(8<<20)) // a bounded amount of work waits here, however large the entries
 	if err != nil {
@@ -141,6 +144,7 @@ func (b *Bus) ConsumeEvents(ctx context.Context, cfg ConsumeConfig, h EventHandl
 		return nil, cdp.Wrap(cdp.Unavailable, "log_unavailable", err, "consume event log")
 	}
 	c.cc = cc
+	go c.keepAlive()
 	for range cfg.Workers {
 		go c.work(h)
 	}
@@ -232,14 +236,11 @@ func (c *Consumer) behind(msg jetstream.Msg) bool {
 // decode opens and decodes an entry and appends it to batch; an entry it
 // cannot read is handed back at once (and not appended).
 func (c *Consumer) decode(batch []entry, msg jetstream.Msg) []entry {
-	// The ack deadline restarts now: time spent waiting in the local
-	// queue must not make JetStream hand the entry out a second time.
-	_ = msg.InProgress()
 	if v := msg.Headers().Get(formatHeader); v != eventcodec.Version {
 		// Written by a newer version: leave it for a process that can read it.
 		c.b.log.Error("event log entry in an unknown format; leaving it in the log", "format", v)
 		_ = msg.NakWithDelay(c.cfg.MaxRetryDelay)
-		c.wg.Done()
+		c.release(msg)
 		return batch
 	}
 	plain, err := c.b.cipher.open(msg.Data())
@@ -249,7 +250,7 @@ func (c *Consumer) decode(batch []entry, msg jetstream.Msg) []entry {
 	}
 	if err != nil {
 		c.retry(msg, err)
-		c.wg.Done()
+		c.release(msg)
 		return batch
 	}
 	return append(batch, entry{msg: msg, events: events})
@@ -268,7 +269,7 @@ func (c *Consumer) apply(batch []entry, h EventHandler) {
 	if stopped {
 		for _, e := range batch {
 			_ = e.msg.Nak()
-			c.wg.Done()
+			c.release(e.msg)
 		}
 		return
 	}
@@ -289,7 +290,7 @@ func (c *Consumer) apply(batch []entry, h EventHandler) {
 		}
 		for _, e := range batch {
 			c.retry(e.msg, err)
-			c.wg.Done()
+			c.release(e.msg)
 		}
 		return
 	}
@@ -302,7 +303,45 @@ func (c *Consumer) apply(batch []entry, h EventHandler) {
 		if err := e.msg.Ack(); err != nil {
 			c.b.log.Warn("event log ack not sent", "err", err)
 		}
-		c.wg.Done()
+		c.release(e.msg)
+	}
+}
+
+// release forgets an entry that was acked or handed back.
+func (c *Consumer) release(msg jetstream.Msg) {
+	c.mu.Lock()
+	delete(c.held, msg)
+	c.mu.Unlock()
+	c.wg.Done()
+}
+
+// keepAlive restarts the ack deadline of every entry this consumer holds,
+// waiting in the queue or being applied, every third of AckWait. Without
+// it, entries that waited behind a slow transaction (locks, a slow
+// database, a large catch-up batch) longer than AckWait were handed out
+// again and applied twice (harmlessly, they are deduplicated, but the work
+// doubled just when the store was slowest). An entry held by a process
+// that died is still handed out again after AckWait.
+func (c *Consumer) keepAlive() {
+	t := time.NewTicker(c.cfg.AckWait / 3)
+	defer t.Stop()
+	var msgs []jetstream.Msg
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		msgs = msgs[:0]
+		for m := range c.held {
+			msgs = append(msgs, m)
+		}
+		c.mu.Unlock()
+		for _, m := range msgs {
+			_ = m.InProgress()
+		}
+		clear(msgs)
 	}
 }
 
