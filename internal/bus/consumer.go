@@ -321,7 +321,9 @@ func (c *Consumer) release(msg jetstream.Msg) {
 // database, a large catch-up batch) longer than AckWait were handed out
 // again and applied twice (harmlessly, they are deduplicated, but the work
 // doubled just when the store was slowest). An entry held by a process
-// that died is still handed out again after AckWait.
+// that died is still handed out again after AckWait. Entries the client
+// library fetched but has not yet passed on (at most PullMaxBytes) are not
+// covered: after AckWait they may be delivered a second time.
 func (c *Consumer) keepAlive() {
 	t := time.NewTicker(c.cfg.AckWait / 3)
 	defer t.Stop()
