@@ -39,7 +39,8 @@ type ConsumeConfig struct {
 	// AckWait is how long after a crash JetStream waits before it hands
 	// the entries the crashed process held to another worker (or to the
 	// restarted process). A live process keeps the entries it holds in
-	// progress, however long they wait or take. Default 30s.
+	// progress, however long they wait or take (all but those the client
+	// library has fetched and not yet passed on). Default 30s.
 	AckWait time.Duration
 	// RetryDelay is the first delay before an entry whose handler failed is
 	// tried again; it doubles per attempt up to MaxRetryDelay. Defaults
@@ -78,7 +79,8 @@ func (c *ConsumeConfig) setDefaults() {
 // waiting together are combined, so that one store transaction serves
 // them all). It must be idempotent: after a crash an entry is handed over
 // again, possibly partly applied. Returning an error leaves the entries in
-// the log to be retried later.
+// the log to be retried later. It must return, in time, when ctx ends:
+// while it runs, its entries are kept from every other worker.
 type EventHandler func(ctx context.Context, events []cdp.Event) error
 
 // Consumer reads the event log with explicit acks: an entry leaves the log
@@ -135,8 +137,7 @@ func (b *Bus) ConsumeEvents(ctx context.Context, cfg ConsumeConfig, h EventHandl
 		select {
 		case c.queue <- msg:
 		case <-runCtx.Done():
-			_ = msg.Nak()
-			c.release(msg)
+			c.settle(msg, func() { _ = msg.Nak() })
 		}
 	}, jetstream.PullMaxBytes(8<<20)) // a bounded amount of work waits here, however large the entries
 	if err != nil {
@@ -239,8 +240,7 @@ func (c *Consumer) decode(batch []entry, msg jetstream.Msg) []entry {
 	if v := msg.Headers().Get(formatHeader); v != eventcodec.Version {
 		// Written by a newer version: leave it for a process that can read it.
 		c.b.log.Error("event log entry in an unknown format; leaving it in the log", "format", v)
-		_ = msg.NakWithDelay(c.cfg.MaxRetryDelay)
-		c.release(msg)
+		c.settle(msg, func() { _ = msg.NakWithDelay(c.cfg.MaxRetryDelay) })
 		return batch
 	}
 	plain, err := c.b.cipher.open(msg.Data())
@@ -249,8 +249,7 @@ func (c *Consumer) decode(batch []entry, msg jetstream.Msg) []entry {
 		events, err = eventcodec.Decode(plain)
 	}
 	if err != nil {
-		c.retry(msg, err)
-		c.release(msg)
+		c.settle(msg, func() { c.retry(msg, err) })
 		return batch
 	}
 	return append(batch, entry{msg: msg, events: events})
@@ -268,8 +267,7 @@ func (c *Consumer) apply(batch []entry, h EventHandler) {
 	c.mu.Unlock()
 	if stopped {
 		for _, e := range batch {
-			_ = e.msg.Nak()
-			c.release(e.msg)
+			c.settle(e.msg, func() { _ = e.msg.Nak() })
 		}
 		return
 	}
@@ -289,8 +287,7 @@ func (c *Consumer) apply(batch []entry, h EventHandler) {
 			return
 		}
 		for _, e := range batch {
-			c.retry(e.msg, err)
-			c.release(e.msg)
+			c.settle(e.msg, func() { c.retry(e.msg, err) })
 		}
 		return
 	}
@@ -300,18 +297,22 @@ func (c *Consumer) apply(batch []entry, h EventHandler) {
 	// ack that is lost hands the entry out again, and it is deduplicated
 	// then. Nothing of the entry is kept meanwhile.
 	for _, e := range batch {
-		if err := e.msg.Ack(); err != nil {
-			c.b.log.Warn("event log ack not sent", "err", err)
-		}
-		c.release(e.msg)
+		c.settle(e.msg, func() {
+			if err := e.msg.Ack(); err != nil {
+				c.b.log.Warn("event log ack not sent", "err", err)
+			}
+		})
 	}
 }
 
-// release forgets an entry that was acked or handed back.
-func (c *Consumer) release(msg jetstream.Msg) {
+// settle acks or hands back an entry with send, after keepAlive has
+// forgotten it: an in-progress notice that reached the server after a
+// delayed nak would cancel the delay.
+func (c *Consumer) settle(msg jetstream.Msg, send func()) {
 	c.mu.Lock()
 	delete(c.held, msg)
 	c.mu.Unlock()
+	send()
 	c.wg.Done()
 }
 
@@ -327,23 +328,20 @@ func (c *Consumer) release(msg jetstream.Msg) {
 func (c *Consumer) keepAlive() {
 	t := time.NewTicker(c.cfg.AckWait / 3)
 	defer t.Stop()
-	var msgs []jetstream.Msg
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
 		case <-t.C:
 		}
+		// Under the lock, so that no notice goes out after settle sent
+		// the entry's ack or nak (publishing only queues the notice on the
+		// connection, in order).
 		c.mu.Lock()
-		msgs = msgs[:0]
 		for m := range c.held {
-			msgs = append(msgs, m)
-		}
-		c.mu.Unlock()
-		for _, m := range msgs {
 			_ = m.InProgress()
 		}
-		clear(msgs)
+		c.mu.Unlock()
 	}
 }
 
