@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -501,6 +502,54 @@ func TestConsumerKeepsSlowBatches(t *testing.T) {
 			if n != 1 {
 				t.Errorf("%s handed to a worker %d times", id, n)
 			}
+		}
+	})
+}
+
+// TestConsumerBoundsBatchBytes: entries combine up to MaxBatchBytes of
+// stored log data, however few events that is.
+func TestConsumerBoundsBatchBytes(t *testing.T) {
+	eachBus(t, func(t *testing.T, cfg bus.Config) {
+		b := openBus(t, cfg)
+		log := b.NewLog(bus.LogConfig{}, nil)
+		const entries = 30
+		big := []byte(`{"blob":"` + strings.Repeat("x", 4000) + `"}`)
+		for i := range entries {
+			ev := event(i)
+			ev.Properties = big
+			if err := log.Append(context.Background(), []cdp.Event{ev}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var (
+			mu      sync.Mutex
+			largest int
+			applied int
+		)
+		h := func(_ context.Context, events []cdp.Event) error {
+			mu.Lock()
+			defer mu.Unlock()
+			largest = max(largest, len(events))
+			applied += len(events)
+			return nil
+		}
+		// Each entry is a little over 4 KB stored: at most three fit.
+		cons, err := b.ConsumeEvents(context.Background(), bus.ConsumeConfig{
+			Workers: 1, MaxEvents: 1000, MaxBatchBytes: 12 << 10,
+		}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cons.Stop(context.Background())
+		waitFor(t, "every entry applied", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return applied == entries
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		if largest > 3 || largest < 2 {
+			t.Errorf("largest handler call: %d events of ~4 KB, want 2 or 3 under a 12 KiB bound", largest)
 		}
 	})
 }

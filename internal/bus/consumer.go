@@ -36,6 +36,11 @@ type ConsumeConfig struct {
 	// under CatchUpAfter.
 	CatchUpEvents int
 	CatchUpAfter  time.Duration
+	// MaxBatchBytes bounds the log entries (as stored) a worker combines,
+	// so that large events make smaller batches: 4000 events of 32 KiB
+	// would hold hundreds of MiB. An entry larger than this goes alone.
+	// Default 16 MiB.
+	MaxBatchBytes int
 	// AckWait is how long after a crash JetStream waits before it hands
 	// the entries the crashed process held to another worker (or to the
 	// restarted process). A live process keeps the entries it holds in
@@ -63,6 +68,9 @@ func (c *ConsumeConfig) setDefaults() {
 	}
 	if c.CatchUpAfter <= 0 {
 		c.CatchUpAfter = time.Second
+	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = 16 << 20
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = 30 * time.Second
@@ -177,11 +185,11 @@ func (c *Consumer) work(h EventHandler) {
 			limit, until = c.cfg.CatchUpEvents, time.Now().Add(catchUpLinger)
 		}
 		batch := c.decode(nil, msg)
-		n := 0
+		n, size := 0, len(msg.Data())
 		for _, e := range batch {
 			n += len(e.events)
 		}
-		for n < limit {
+		for n < limit && size < c.cfg.MaxBatchBytes {
 			msg = c.next(until)
 			if msg == nil {
 				break
@@ -189,6 +197,7 @@ func (c *Consumer) work(h EventHandler) {
 			if !until.IsZero() && !c.behind(msg) {
 				until = time.Time{}
 			}
+			size += len(msg.Data())
 			before := len(batch)
 			if batch = c.decode(batch, msg); len(batch) > before {
 				n += len(batch[before].events)
