@@ -288,7 +288,13 @@ func (c *Consumer) apply(batch []entry, h EventHandler) {
 			all = append(all, e.events...)
 		}
 	}
-	if err := h(c.ctx, all); err != nil {
+	began := time.Now()
+	err := h(c.ctx, all)
+	if took := time.Since(began); took > 3*c.cfg.AckWait {
+		// Its entries were kept from other workers all this time.
+		c.b.log.Warn("applying a batch of the event log took long", "took", took, "events", len(all), "entries", len(batch))
+	}
+	if err != nil {
 		if len(batch) > 1 && c.ctx.Err() == nil {
 			for _, e := range batch {
 				c.apply([]entry{e}, h)
