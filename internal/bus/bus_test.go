@@ -348,6 +348,57 @@ func TestConsumerLeavesUnreadableEntries(t *testing.T) {
 	})
 }
 
+// sizes is an EventHandler that remembers how many events each call held.
+type sizes struct {
+	mu      sync.Mutex
+	largest int
+	applied int
+}
+
+func (s *sizes) handle(_ context.Context, events []cdp.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.largest = max(s.largest, len(events))
+	s.applied += len(events)
+	return nil
+}
+
+// largestOnce waits until n events were applied and returns the most one
+// call held.
+func (s *sizes) largestOnce(t *testing.T, n int) int {
+	t.Helper()
+	waitFor(t, "every entry applied", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.applied == n
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.largest
+}
+
+// appendEach appends n log entries of one event each, made by mk, pausing
+// for pause after each.
+func appendEach(t *testing.T, log *bus.Log, n int, pause time.Duration, mk func(i int) cdp.Event) {
+	t.Helper()
+	for i := range n {
+		if err := log.Append(context.Background(), []cdp.Event{mk(i)}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(pause)
+	}
+}
+
+// consume starts a consumer on b with cfg and stops it when the test ends.
+func consume(t *testing.T, b *bus.Bus, cfg bus.ConsumeConfig, h bus.EventHandler) {
+	t.Helper()
+	cons, err := b.ConsumeEvents(context.Background(), cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cons.Stop(context.Background()) })
+}
+
 // TestConsumerCatchesUpWithLargerTransactions: while the entries a worker
 // takes are older than CatchUpAfter, it combines up to CatchUpEvents
 // instead of MaxEvents; otherwise MaxEvents holds.
@@ -363,40 +414,11 @@ func TestConsumerCatchesUpWithLargerTransactions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			eachBus(t, func(t *testing.T, cfg bus.Config) {
 				b := openBus(t, cfg)
-				log := b.NewLog(bus.LogConfig{}, nil)
 				const entries = 60
-				for i := range entries {
-					if err := log.Append(context.Background(), []cdp.Event{event(i)}); err != nil {
-						t.Fatal(err)
-					}
-				}
-				var (
-					mu      sync.Mutex
-					largest int
-					applied int
-				)
-				h := func(_ context.Context, events []cdp.Event) error {
-					mu.Lock()
-					defer mu.Unlock()
-					largest = max(largest, len(events))
-					applied += len(events)
-					return nil
-				}
-				cons, err := b.ConsumeEvents(context.Background(), bus.ConsumeConfig{
-					Workers: 1, MaxEvents: 5, CatchUpEvents: 50, CatchUpAfter: tc.after,
-				}, h)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer cons.Stop(context.Background())
-				waitFor(t, "every entry applied", func() bool {
-					mu.Lock()
-					defer mu.Unlock()
-					return applied == entries
-				})
-				mu.Lock()
-				defer mu.Unlock()
-				if largest < tc.least || largest > tc.most {
+				appendEach(t, b.NewLog(bus.LogConfig{}, nil), entries, 0, event)
+				var got sizes
+				consume(t, b, bus.ConsumeConfig{Workers: 1, MaxEvents: 5, CatchUpEvents: 50, CatchUpAfter: tc.after}, got.handle)
+				if largest := got.largestOnce(t, entries); largest < tc.least || largest > tc.most {
 					t.Errorf("largest handler call: %d events, want %d to %d", largest, tc.least, tc.most)
 				}
 			})
@@ -410,43 +432,13 @@ func TestConsumerCatchesUpWithLargerTransactions(t *testing.T) {
 func TestConsumerCatchUpLingersBoundedly(t *testing.T) {
 	eachBus(t, func(t *testing.T, cfg bus.Config) {
 		b := openBus(t, cfg)
-		log := b.NewLog(bus.LogConfig{}, nil)
-		var (
-			mu      sync.Mutex
-			largest int
-			applied int
-		)
-		h := func(_ context.Context, events []cdp.Event) error {
-			mu.Lock()
-			defer mu.Unlock()
-			largest = max(largest, len(events))
-			applied += len(events)
-			return nil
-		}
-		cons, err := b.ConsumeEvents(context.Background(), bus.ConsumeConfig{
-			Workers: 1, MaxEvents: 5, CatchUpEvents: 1000, CatchUpAfter: time.Nanosecond,
-		}, h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cons.Stop(context.Background())
+		var got sizes
+		consume(t, b, bus.ConsumeConfig{Workers: 1, MaxEvents: 5, CatchUpEvents: 1000, CatchUpAfter: time.Nanosecond}, got.handle)
 		// One entry every 5 ms for about half a second: each arrives well
 		// within the linger of the one before.
 		const entries = 100
-		for i := range entries {
-			if err := log.Append(context.Background(), []cdp.Event{event(i)}); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		waitFor(t, "every entry applied", func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return applied == entries
-		})
-		mu.Lock()
-		defer mu.Unlock()
-		if largest > entries/2 {
+		appendEach(t, b.NewLog(bus.LogConfig{}, nil), entries, 5*time.Millisecond, event)
+		if largest := got.largestOnce(t, entries); largest > entries/2 {
 			t.Errorf("largest handler call: %d events; the worker waited for entries for as long as they came", largest)
 		}
 	})
@@ -463,11 +455,7 @@ func TestConsumerKeepsSlowBatches(t *testing.T) {
 			entries = 4
 			ackWait = time.Second
 		)
-		for i := range entries {
-			if err := log.Append(context.Background(), []cdp.Event{event(i)}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		appendEach(t, log, entries, 0, event)
 		var (
 			mu   sync.Mutex
 			seen = map[string]int{}
@@ -485,11 +473,7 @@ func TestConsumerKeepsSlowBatches(t *testing.T) {
 			mu.Unlock()
 			return nil
 		}
-		cons, err := b.ConsumeEvents(context.Background(), bus.ConsumeConfig{Workers: 2, MaxEvents: 1, AckWait: ackWait}, h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cons.Stop(context.Background())
+		consume(t, b, bus.ConsumeConfig{Workers: 2, MaxEvents: 1, AckWait: ackWait}, h)
 		waitFor(t, "every entry applied", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
@@ -511,44 +495,17 @@ func TestConsumerKeepsSlowBatches(t *testing.T) {
 func TestConsumerBoundsBatchBytes(t *testing.T) {
 	eachBus(t, func(t *testing.T, cfg bus.Config) {
 		b := openBus(t, cfg)
-		log := b.NewLog(bus.LogConfig{}, nil)
 		const entries = 30
 		big := []byte(`{"blob":"` + strings.Repeat("x", 4000) + `"}`)
-		for i := range entries {
+		appendEach(t, b.NewLog(bus.LogConfig{}, nil), entries, 0, func(i int) cdp.Event {
 			ev := event(i)
 			ev.Properties = big
-			if err := log.Append(context.Background(), []cdp.Event{ev}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var (
-			mu      sync.Mutex
-			largest int
-			applied int
-		)
-		h := func(_ context.Context, events []cdp.Event) error {
-			mu.Lock()
-			defer mu.Unlock()
-			largest = max(largest, len(events))
-			applied += len(events)
-			return nil
-		}
-		// Each entry is a little over 4 KB stored: at most three fit.
-		cons, err := b.ConsumeEvents(context.Background(), bus.ConsumeConfig{
-			Workers: 1, MaxEvents: 1000, MaxBatchBytes: 12 << 10,
-		}, h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cons.Stop(context.Background())
-		waitFor(t, "every entry applied", func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return applied == entries
+			return ev
 		})
-		mu.Lock()
-		defer mu.Unlock()
-		if largest > 3 || largest < 2 {
+		var got sizes
+		// Each entry is a little over 4 KB stored: at most three fit.
+		consume(t, b, bus.ConsumeConfig{Workers: 1, MaxEvents: 1000, MaxBatchBytes: 12 << 10}, got.handle)
+		if largest := got.largestOnce(t, entries); largest > 3 || largest < 2 {
 			t.Errorf("largest handler call: %d events of ~4 KB, want 2 or 3 under a 12 KiB bound", largest)
 		}
 	})
