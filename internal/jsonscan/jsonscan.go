@@ -124,14 +124,8 @@ func (s *jsonScanner) value(depth int) bool {
 
 // object scans the object at s.i; fn, when not nil, sees each member.
 func (s *jsonScanner) object(depth int, fn func(key, value []byte)) bool {
-	if depth > maxJSONDepth {
-		return false
-	}
-	s.i++ // '{'
-	s.space()
-	if s.i < len(s.data) && s.data[s.i] == '}' {
-		s.i++
-		return true
+	if empty, ok := s.enter(depth, '}'); !ok || empty {
+		return ok
 	}
 	for {
 		s.space()
@@ -156,32 +150,16 @@ func (s *jsonScanner) object(depth int, fn func(key, value []byte)) bool {
 		if fn != nil {
 			fn(key, s.data[valueStart:s.i])
 		}
-		s.space()
-		if s.i >= len(s.data) {
-			return false
-		}
-		switch s.data[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return true
-		default:
-			return false
+		if more, ok := s.after('}'); !more {
+			return ok
 		}
 	}
 }
 
 // array scans the array at s.i; fn, when not nil, sees each element.
 func (s *jsonScanner) array(depth int, fn func(value []byte)) bool {
-	if depth > maxJSONDepth {
-		return false
-	}
-	s.i++ // '['
-	s.space()
-	if s.i < len(s.data) && s.data[s.i] == ']' {
-		s.i++
-		return true
+	if empty, ok := s.enter(depth, ']'); !ok || empty {
+		return ok
 	}
 	for {
 		s.space()
@@ -192,20 +170,43 @@ func (s *jsonScanner) array(depth int, fn func(value []byte)) bool {
 		if fn != nil {
 			fn(s.data[start:s.i])
 		}
-		s.space()
-		if s.i >= len(s.data) {
-			return false
-		}
-		switch s.data[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return true
-		default:
-			return false
+		if more, ok := s.after(']'); !more {
+			return ok
 		}
 	}
+}
+
+// enter steps into the object or array at s.i, which closes with end;
+// empty reports that it closes at once (and steps past it).
+func (s *jsonScanner) enter(depth int, end byte) (empty, ok bool) {
+	if depth > maxJSONDepth {
+		return false, false
+	}
+	s.i++ // '{' or '['
+	s.space()
+	if s.i < len(s.data) && s.data[s.i] == end {
+		s.i++
+		return true, true
+	}
+	return false, true
+}
+
+// after steps past what follows a member or element: a comma (more) or
+// the closing end (not more).
+func (s *jsonScanner) after(end byte) (more, ok bool) {
+	s.space()
+	if s.i >= len(s.data) {
+		return false, false
+	}
+	switch s.data[s.i] {
+	case ',':
+		s.i++
+		return true, true
+	case end:
+		s.i++
+		return false, true
+	}
+	return false, false
 }
 
 // plainInString marks the bytes a string may hold without a closer look:
