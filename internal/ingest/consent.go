@@ -2,9 +2,9 @@ package ingest
 
 import (
 	"encoding/json"
-	"github.com/custos-cdp/custos/internal/jsonscan"
 
 	"github.com/custos-cdp/custos/internal/cdp"
+	"github.com/custos-cdp/custos/internal/jsonscan"
 )
 
 // Consent carried in events is read here into cdp.ConsentSignal, one per

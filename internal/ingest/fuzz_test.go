@@ -3,13 +3,13 @@ package ingest
 import (
 	"encoding/json"
 	"errors"
-	"github.com/custos-cdp/custos/internal/jsonscan"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/custos-cdp/custos/internal/cdp"
+	"github.com/custos-cdp/custos/internal/jsonscan"
 )
 
 // The fuzz targets check the decoders' contract on any input: no panic,

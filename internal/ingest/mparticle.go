@@ -2,13 +2,13 @@ package ingest
 
 import (
 	"encoding/json"
-	"github.com/custos-cdp/custos/internal/jsonscan"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/custos-cdp/custos/internal/cdp"
+	"github.com/custos-cdp/custos/internal/jsonscan"
 )
 
 // MParticleRequest is a decoded request of the mParticle Events API v2.

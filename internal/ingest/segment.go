@@ -3,13 +3,13 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/custos-cdp/custos/internal/jsonscan"
 	"math"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/custos-cdp/custos/internal/cdp"
+	"github.com/custos-cdp/custos/internal/jsonscan"
 )
 
 // SegmentRequest is a decoded request of the Segment tracking API. WriteKey

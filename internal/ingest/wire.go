@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/custos-cdp/custos/internal/jsonscan"
 	"net/netip"
 	"reflect"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/custos-cdp/custos/internal/cdp"
+	"github.com/custos-cdp/custos/internal/jsonscan"
 )
 
 // The types in this file decode the loosely typed values that real clients

@@ -141,11 +141,15 @@ func openSQLite(cfg Config) (*DB, error) {
 	// The file SQLite really writes (links resolved, the URI decoded),
 	// whose write-ahead log the group fsync must sync.
 	var file string
-	if err := w.QueryRow(`SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file); err != nil || file == "" {
+	err = w.QueryRow(`SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file)
+	if err == nil && file == "" {
+		err = errors.New("SQLite names no file")
+	}
+	if err != nil {
 		w.Close()
 		r.Close()
 		ckpt.Close()
-		return nil, fmt.Errorf("sqlite: database file name: %v", err)
+		return nil, fmt.Errorf("sqlite: database file name: %w", err)
 	}
 	db := &DB{w: w, r: r, dialect: sqliteDialect{}, ckpt: ckpt, wal: newWALSync(file), stopCkpt: make(chan struct{}), ckptDone: make(chan struct{})}
 	go db.checkpoints()
