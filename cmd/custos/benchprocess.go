@@ -131,6 +131,7 @@ func benchProcessingCommand(ctx context.Context, args []string, stdout, stderr i
 				total.Merges += res.Merges
 				total.ProfilesCreated += res.ProfilesCreated
 				total.DroppedIdentities += res.DroppedIdentities
+				total.Retries += res.Retries
 				latencies = append(latencies, d)
 				if progress > 0 && before/progress != total.Applied/progress {
 					fmt.Fprintf(stderr, "%d events applied, %.0f/s\n", total.Applied, float64(total.Applied)/time.Since(start).Seconds())
@@ -158,6 +159,7 @@ func benchProcessingCommand(ctx context.Context, args []string, stdout, stderr i
 	fmt.Fprintf(stdout, "throughput        %.0f events/s\n", float64(total.Applied)/elapsed.Seconds())
 	fmt.Fprintf(stdout, "batch latency     p50 %s  p99 %s  max %s\n", pct(0.5).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), latencies[len(latencies)-1].Round(time.Microsecond))
 	fmt.Fprintf(stdout, "identity graph    %d profiles created, %d merges, %d identities dropped by the rules\n", total.ProfilesCreated, total.Merges, total.DroppedIdentities)
+	fmt.Fprintf(stdout, "retries           %d batches started over (a concurrent change to the people they name, or a busy database)\n", total.Retries)
 	fmt.Fprintf(stdout, "storage           %.1f MiB (%.1f MiB per million events)\n", float64(size)/(1<<20), float64(size)/(1<<20)/(float64(total.Applied)/1e6))
 	return nil
 }

@@ -134,6 +134,9 @@ type ApplyResult struct {
 	ConsentEntries    int // ledger entries appended
 	ConsentChanges    int // changes of a person's current consent state
 	Suppressed        int // events dropped: they named an erased person
+	// Retries counts the times the transaction started over after a
+	// concurrent change to the people it names, or a busy database.
+	Retries int
 	// Forwarding counts decisions per destination: "forwarded" or the
 	// reason an event was not forwarded.
 	Forwarding map[DestinationID]map[string]int

@@ -68,6 +68,22 @@ type dialect interface {
 	// which the caller sorted and deduplicated; SQLite needs none, as it
 	// runs one writer at a time.
 	lockKeys(ctx context.Context, q querier, keys []int32) error
+	// lockGraph takes the transaction-scoped lock on a workspace's identity
+	// graph as a whole: Apply holds it shared, Split exclusively (SQLite:
+	// nothing to take).
+	lockGraph(ctx context.Context, q querier, ws cdp.WorkspaceID, exclusive bool) error
+	// lockProfiles locks profiles, which the caller sorted, one after the
+	// other in that order, each exclusively where exclusive says so and
+	// shared otherwise, and reads their state. SQLite only reads.
+	lockProfiles(ctx context.Context, q querier, ids []cdp.ProfileID, exclusive []bool) (map[cdp.ProfileID]profileState, error)
+}
+
+// profileState is what lockProfiles reads of a profile: whether it is live
+// (neither merged away nor erased) and, if it was merged away, into which
+// profile.
+type profileState struct {
+	live       bool
+	mergedInto cdp.ProfileID
 }
 
 // Open opens the database. It does not migrate; call Migrate.

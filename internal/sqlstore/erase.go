@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/custos-cdp/custos/internal/cdp"
@@ -184,6 +185,15 @@ func (s *DSRs) Erase(ctx context.Context, ws cdp.WorkspaceID, requestID string, 
 		c, blinds = cdp.ErasureCounts{}, nil
 		var err error
 		if all, err = withTombstones(ctx, tx, db.dialect, ws, live); err != nil || len(all) == 0 {
+			return err
+		}
+		// The profiles first, exclusively and in order, as a batch that
+		// changes them locks them: the erasure then waits for batches
+		// writing to these people instead of deadlocking with them over
+		// their rows.
+		sorted := slices.Clone(all)
+		slices.Sort(sorted)
+		if _, err := db.dialect.lockProfiles(ctx, tx, sorted, slices.Repeat([]bool{true}, len(sorted))); err != nil {
 			return err
 		}
 		in := placeholders(2, len(all))

@@ -34,3 +34,7 @@ func (db *DB) SetLogSyncForTest(fn func(*os.File) error) uint64 {
 	db.wal.syncFile = fn
 	return db.wal.count
 }
+
+// SetLockedHookForTest makes every Apply transaction run fn once its locks
+// are taken (nil: nothing).
+func (s *Profiles) SetLockedHookForTest(fn func(ctx context.Context)) { s.locked = fn }

@@ -79,6 +79,9 @@ func (a *applier) applyConsent(ctx context.Context, ev *cdp.Event, p cdp.Profile
 	if len(ev.Consent) == 0 && !ev.GPC {
 		return nil
 	}
+	if err := a.ensureExclusive(ctx, p); err != nil {
+		return err
+	}
 	voc := a.env[ev.WorkspaceID].voc
 	ledger, err := a.ledger(ctx, p)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,25 +25,34 @@ func (postgresDialect) lockUpdate() string          { return " FOR UPDATE" }
 func (postgresDialect) rebind(q string, args []any) (string, []any) { return q, args }
 
 // Advisory lock classes (namespaces among the server's advisory locks):
-// identity keys, and the buckets they fall in.
+// identity keys, the buckets they fall in, and workspaces' identity graphs.
 const (
 	identityLockClass = 0x43555354 // "CUST"
 	bucketLockClass   = 0x43555342 // "CUSB"
+	graphLockClass    = 0x43555347 // "CUSG"
 )
 
-// lockBuckets is the number of buckets identity keys fall in, and the most
-// exact keys a transaction locks: PostgreSQL keeps advisory locks in a
-// shared table of about 64 per connection, so a large batch must not take
-// one per identity.
+// lockBuckets is the number of buckets identity keys fall in.
 const lockBuckets = 128
 
+// maxKeyLocks is the most identity keys a transaction locks one by one;
+// one naming more locks their buckets instead, and then runs alone among
+// the transactions naming new identities. PostgreSQL keeps advisory locks
+// in a shared table sized max_locks_per_transaction times max_connections
+// (64 x 100 by default), so a transaction holds at most
+// lockBuckets+maxKeyLocks of them. Only identities new to the graph are
+// locked (see applier.lockNew): a batch of 1000 events of the benchmark's
+// mix names about 250, a catch-up batch of 4000 about 900.
+const maxKeyLocks = 1024
+
 // lockKeys locks identity keys in two levels. A transaction with at most
-// lockBuckets keys takes their buckets shared, then the keys exclusive; a
+// maxKeyLocks keys takes their buckets shared, then the keys exclusive; a
 // larger one takes its buckets exclusive and no keys. Either way two
 // transactions naming a common identity exclude each other, no transaction
-// holds more than 2*lockBuckets locks, and since every transaction takes
-// buckets before keys, each level in sorted order (unnest hands them over
-// in array order), none waits for another in a cycle.
+// holds more than lockBuckets+maxKeyLocks locks, and since every
+// transaction takes buckets before keys, each level in sorted order
+// (unnest hands them over in array order), none waits for another in a
+// cycle.
 func (d postgresDialect) lockKeys(ctx context.Context, q querier, keys []int32) error {
 	if len(keys) == 0 {
 		return nil
@@ -53,13 +63,58 @@ func (d postgresDialect) lockKeys(ctx context.Context, q querier, keys []int32) 
 	}
 	slices.Sort(buckets)
 	buckets = slices.Compact(buckets)
-	if len(keys) > lockBuckets {
+	if len(keys) > maxKeyLocks {
 		return d.lock(ctx, q, "pg_advisory_xact_lock", bucketLockClass, buckets)
 	}
 	if err := d.lock(ctx, q, "pg_advisory_xact_lock_shared", bucketLockClass, buckets); err != nil {
 		return err
 	}
 	return d.lock(ctx, q, "pg_advisory_xact_lock", identityLockClass, keys)
+}
+
+// lockGraph locks a workspace's graph (the key is a hash of its id;
+// workspaces sharing a key only wait for each other's splits).
+func (d postgresDialect) lockGraph(ctx context.Context, q querier, ws cdp.WorkspaceID, exclusive bool) error {
+	fn := "pg_advisory_xact_lock_shared"
+	if exclusive {
+		fn = "pg_advisory_xact_lock"
+	}
+	h := fnv.New32a()
+	h.Write([]byte(ws))
+	return d.lock(ctx, q, fn, graphLockClass, []int32{int32(h.Sum32())})
+}
+
+// lockProfiles locks through custos_lock_profiles (migration 6), which
+// takes each row FOR UPDATE or FOR SHARE in the order given: one sorted
+// sweep in mixed modes, so two transactions locking common profiles never
+// wait for each other in a cycle.
+func (d postgresDialect) lockProfiles(ctx context.Context, q querier, ids []cdp.ProfileID, exclusive []bool) (map[cdp.ProfileID]profileState, error) {
+	out := make(map[cdp.ProfileID]profileState, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	arr := make([]string, len(ids))
+	for i, p := range ids {
+		arr[i] = string(p)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT profile_id, live, merged_into FROM custos_lock_profiles($1::text[], $2::boolean[])`, arr, exclusive)
+	if err != nil {
+		return nil, d.translate(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			p  string
+			st profileState
+			to sql.NullString
+		)
+		if err := rows.Scan(&p, &st.live, &to); err != nil {
+			return nil, err
+		}
+		st.mergedInto = cdp.ProfileID(to.String)
+		out[cdp.ProfileID(p)] = st
+	}
+	return out, d.translate(rows.Err())
 }
 
 func (d postgresDialect) lock(ctx context.Context, q querier, fn string, class int32, keys []int32) error {

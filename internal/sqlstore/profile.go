@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5"
 	"crypto/rand"
@@ -34,6 +35,9 @@ type Profiles struct {
 	dests   *Destinations
 	keys    *dataKeyCache
 	now     func() time.Time
+	// locked, when set (by tests), runs in each Apply transaction once
+	// the batch's locks are taken.
+	locked func(ctx context.Context)
 }
 
 // NewProfiles returns the profile store, encrypting with v.
@@ -87,7 +91,7 @@ func (s *Profiles) Apply(ctx context.Context, events []cdp.Event) (cdp.ApplyResu
 		var a *applier
 		err = s.db.tx(ctx, func(tx querier) error {
 			a = &applier{s: s, tx: tx, env: env, res: &res, owners: map[string]cdp.ProfileID{},
-				active: map[cdp.ProfileID]bool{}, payloads: payloads,
+				active: map[cdp.ProfileID]bool{}, exclusive: map[cdp.ProfileID]bool{}, payloads: payloads,
 				ledgers: map[cdp.ProfileID][]cdp.ConsentEntry{}, newKeys: map[cdp.ProfileID]*vault.DataKey{}}
 			return a.run(ctx, events)
 		})
@@ -98,6 +102,7 @@ func (s *Profiles) Apply(ctx context.Context, events []cdp.Event) (cdp.ApplyResu
 			}
 		}
 		if err == nil || !retryable(err) || ctx.Err() != nil {
+			res.Retries = attempt
 			break
 		}
 		time.Sleep(time.Duration(attempt+1)*2*time.Millisecond + time.Duration(mrand.Int64N(int64(10*time.Millisecond))))
@@ -120,10 +125,13 @@ type applier struct {
 	env map[cdp.WorkspaceID]*settings // loaded before the transaction
 	res *cdp.ApplyResult
 
-	owners  map[string]cdp.ProfileID // blind index -> profile, as seen in this transaction
-	blinds  map[blindKey]string      // blind indexes computed in this transaction
-	active  map[cdp.ProfileID]bool   // profiles checked live (and locked) in this transaction
-	pending []pendingEvent
+	owners map[string]cdp.ProfileID // blind index -> profile, as seen in this transaction
+	blinds map[blindKey]string      // blind indexes computed in this transaction
+	active map[cdp.ProfileID]bool   // profiles checked live (and locked) in this transaction
+	// exclusive are the profiles this transaction holds exclusively (on
+	// PostgreSQL; the others in active it holds shared).
+	exclusive map[cdp.ProfileID]bool
+	pending   []pendingEvent
 
 	payloads [][]byte // the batch's events, encoded
 	// Rows written at flush, flat (one value per column): new profiles,
@@ -156,18 +164,19 @@ type pendingEvent struct {
 }
 
 func (a *applier) run(ctx context.Context, events []cdp.Event) error {
-	// Message ids first: claiming them needs no identity lock, so on
+	// The graph lock first, shared: it waits only for a split under way.
+	if err := a.lockGraphs(ctx, events); err != nil {
+		return err
+	}
+	// Message ids next: claiming them needs no identity lock, so on
 	// PostgreSQL another batch naming the same people waits that much
 	// less.
 	fresh, err := claimMessageIDs(ctx, a.tx, a.s.db.dialect, events)
 	if err != nil {
 		return err
 	}
-	blinds := a.batchBlinds(events)
-	if err := a.lockIdentities(ctx, blinds); err != nil {
-		return err
-	}
 	a.res.Duplicates = len(events) - len(fresh)
+	blinds := a.batchBlinds(events)
 	for ws, b := range blinds {
 		if err := a.loadOwners(ctx, ws, b); err != nil {
 			return err
@@ -176,15 +185,36 @@ func (a *applier) run(ctx context.Context, events []cdp.Event) error {
 			return err
 		}
 	}
-	if err := a.lockOwners(ctx); err != nil {
+	if err := a.lockNew(ctx, blinds); err != nil {
 		return err
+	}
+	if err := a.lockAllOwners(ctx, events, fresh); err != nil {
+		return err
+	}
+	if a.s.locked != nil {
+		a.s.locked(ctx)
 	}
 	for _, i := range fresh {
 		if err := a.apply(ctx, &events[i], a.payloads[i]); err != nil {
 			return err
 		}
 	}
-	return a.flush(ctx)
+	return a.flush(ctx, true)
+}
+
+// lockGraphs takes the graph lock of every workspace of the batch, shared.
+func (a *applier) lockGraphs(ctx context.Context, events []cdp.Event) error {
+	var wss []cdp.WorkspaceID
+	for i := range events {
+		wss = append(wss, events[i].WorkspaceID)
+	}
+	slices.Sort(wss)
+	for _, ws := range slices.Compact(wss) {
+		if err := a.s.db.dialect.lockGraph(ctx, a.tx, ws, false); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // batchBlinds returns the blind indexes of every identity the batch names
@@ -221,22 +251,38 @@ func (a *applier) blind(ws cdp.WorkspaceID, keys *vault.Keys, id cdp.Identity) s
 	return b
 }
 
-// lockIdentities locks every identity of the batch, known or new, before
-// anything else is read or written. On PostgreSQL two batches naming the
-// same identity then run one after the other: the second sees the first's
-// profile instead of creating a second one, and neither can hold a new
-// identity the other waits for (which deadlocked, and under load made
-// batches fail after all their retries). Locks are taken in one sorted
-// sweep, so they never form a cycle.
-func (a *applier) lockIdentities(ctx context.Context, blinds map[cdp.WorkspaceID][]string) error {
+// lockNew locks the batch's identities that are new to the graph,
+// exclusively, in one sorted sweep, and then reads their owners again:
+// another batch may have attached one meanwhile. Of two batches naming the
+// same new identity, the second so waits for the first and finds its
+// profile instead of creating a second one. Known identities are not
+// locked: what could move them (a merge of their profile, an erasure) is
+// excluded by the profile locks of lockOwners, a split by the graph lock.
+// Locks come before any profile lock, so none is waited for in a cycle.
+func (a *applier) lockNew(ctx context.Context, blinds map[cdp.WorkspaceID][]string) error {
+	if a.s.db.dialect.lockUpdate() == "" {
+		return nil // one writer at a time: nothing changes under it
+	}
+	fresh := map[cdp.WorkspaceID][]string{}
 	var keys []int32
-	for _, bs := range blinds {
+	for ws, bs := range blinds {
 		for _, b := range bs {
-			keys = append(keys, identityLockKey(b))
+			if a.owners[b] == "" {
+				fresh[ws] = append(fresh[ws], b)
+				keys = append(keys, identityLockKey(b))
+			}
 		}
 	}
 	slices.Sort(keys)
-	return a.s.db.dialect.lockKeys(ctx, a.tx, slices.Compact(keys))
+	if err := a.s.db.dialect.lockKeys(ctx, a.tx, slices.Compact(keys)); err != nil {
+		return err
+	}
+	for ws, bs := range fresh {
+		if err := a.loadOwners(ctx, ws, bs); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // identityLockKey is the advisory lock key of a blind index: its first
@@ -348,53 +394,149 @@ func (a *applier) loadOwners(ctx context.Context, ws cdp.WorkspaceID, blinds []s
 	return nil
 }
 
-// lockOwners locks every profile the batch's identities belong to, in one
-// statement and in id order, before anything is written. Writers lock
-// profiles exclusively and never upgrade a lock, so two batches touching
-// the same person queue behind each other instead of deadlocking.
-func (a *applier) lockOwners(ctx context.Context) error {
+// exclusiveOwners returns which profiles the batch may change beyond
+// appending events and last-write-wins traits and groups: those it may
+// merge, attach a new identity to, change the consent of, or add to a
+// group. Events are
+// grouped by the identities they share (a union-find over blind indexes);
+// a group naming two profiles, or a profile and a new identity, or any
+// consent, takes all its profiles exclusively. This errs on the side of
+// exclusive; apply still upgrades a lock the guess missed (ensureExclusive).
+func (a *applier) exclusiveOwners(events []cdp.Event, fresh []int) map[cdp.ProfileID]bool {
+	out := map[cdp.ProfileID]bool{}
+	if a.s.db.dialect.lockUpdate() == "" {
+		return out
+	}
+	parent := map[string]string{}
+	var find func(string) string
+	find = func(b string) string {
+		p, ok := parent[b]
+		if !ok || p == b {
+			parent[b] = b
+			return b
+		}
+		r := find(p)
+		parent[b] = r
+		return r
+	}
+	heads := make([]string, len(fresh)) // a blind index of each event's group
+	for n, i := range fresh {
+		ev := &events[i]
+		env := a.env[ev.WorkspaceID]
+		refs, _ := a.eventRefs(ev, env.keys, env.rules)
+		for _, r := range refs {
+			if heads[n] == "" {
+				heads[n] = find(r.Blind)
+			} else if x, y := find(heads[n]), find(r.Blind); x != y {
+				parent[x] = y
+			}
+		}
+	}
+	type group struct {
+		owners    map[cdp.ProfileID]bool
+		new, excl bool
+	}
+	groups := map[string]*group{}
+	at := func(b string) *group {
+		r := find(b)
+		g := groups[r]
+		if g == nil {
+			g = &group{owners: map[cdp.ProfileID]bool{}}
+			groups[r] = g
+		}
+		return g
+	}
+	for b := range parent {
+		g := at(b)
+		if o := a.owners[b]; o != "" {
+			g.owners[o] = true
+		} else {
+			g.new = true
+		}
+	}
+	for n, i := range fresh {
+		if ev := &events[i]; heads[n] != "" && (len(ev.Consent) > 0 || ev.GPC || ev.Type == cdp.Group) {
+			at(heads[n]).excl = true
+		}
+	}
+	for _, g := range groups {
+		if g.excl || len(g.owners) > 1 || (len(g.owners) == 1 && g.new) {
+			for p := range g.owners {
+				out[p] = true
+			}
+		}
+	}
+	return out
+}
+
+// lockAllOwners locks the profiles the batch's identities belong to. The
+// owners were read before the locks were taken; one merged away meanwhile
+// (by a batch that held it exclusively) has passed all its identities to
+// the profile it was merged into, which is locked next, a few times at
+// most before the batch starts over.
+func (a *applier) lockAllOwners(ctx context.Context, events []cdp.Event, fresh []int) error {
+	for range 4 {
+		merged, err := a.lockOwners(ctx, a.exclusiveOwners(events, fresh))
+		if err != nil || len(merged) == 0 {
+			return err
+		}
+		for b, o := range a.owners {
+			if to, ok := merged[o]; ok {
+				a.owners[b] = to
+			}
+		}
+	}
+	return errRace
+}
+
+// lockOwners locks every profile the batch's identities belong to and this
+// transaction has not locked yet, in one sorted sweep, exclusively those in
+// excl and shared the others, before anything is written, and notes which
+// are live. Batches that only append to the same people run side by side;
+// one that changes a person waits for them and they for it, never in a
+// cycle. It returns the profiles found merged away, each with the profile
+// it went into. One erased meanwhile makes the batch start over.
+func (a *applier) lockOwners(ctx context.Context, excl map[cdp.ProfileID]bool) (map[cdp.ProfileID]cdp.ProfileID, error) {
 	set := map[cdp.ProfileID]bool{}
 	for _, p := range a.owners {
-		set[p] = true
+		if !a.active[p] {
+			set[p] = true
+		}
 	}
 	if len(set) == 0 {
-		return nil
+		return nil, nil
 	}
 	ids := make([]cdp.ProfileID, 0, len(set))
 	for p := range set {
 		ids = append(ids, p)
 	}
 	slices.Sort(ids)
-	for start := 0; start < len(ids); start += rowsPerStatement {
-		chunk := ids[start:min(start+rowsPerStatement, len(ids))]
-		cond, args := inSet(a.s.db.dialect, "id", 1, "text", chunk)
-		// Liveness is checked here, not in the WHERE clause: given
-		// "merged_into IS NULL", SQLite walked the merged_into index,
-		// which nearly every profile matches, instead of the primary key.
-		rows, err := a.tx.QueryContext(ctx, `SELECT id, merged_into IS NULL AND data_key IS NOT NULL FROM profiles WHERE `+cond+
-			` ORDER BY id`+a.s.db.dialect.lockUpdate(), args...)
-		if err != nil {
-			return a.s.db.dialect.translate(err)
-		}
-		for rows.Next() {
-			var (
-				p    string
-				live bool
-			)
-			if err := rows.Scan(&p, &live); err != nil {
-				rows.Close()
-				return err
+	modes := make([]bool, len(ids))
+	for i, p := range ids {
+		modes[i] = excl[p]
+	}
+	states, err := a.s.db.dialect.lockProfiles(ctx, a.tx, ids, modes)
+	if err != nil {
+		return nil, err
+	}
+	var merged map[cdp.ProfileID]cdp.ProfileID
+	for _, p := range ids {
+		switch st, ok := states[p]; {
+		case ok && st.live:
+			a.active[p] = true
+			if excl[p] {
+				a.exclusive[p] = true
 			}
-			if live {
-				a.active[cdp.ProfileID(p)] = true
+		case ok && st.mergedInto != "":
+			if merged == nil {
+				merged = map[cdp.ProfileID]cdp.ProfileID{}
 			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return a.s.db.dialect.translate(err)
+			merged[p] = st.mergedInto
+		default:
+			return nil, errRace
 		}
 	}
-	return nil
+	return merged, nil
 }
 
 // apply resolves one event and stores it.
@@ -421,6 +563,11 @@ func (a *applier) apply(ctx context.Context, ev *cdp.Event, payload []byte) erro
 			return err
 		}
 	}
+	if len(plan.Attach) > 0 {
+		if err := a.ensureExclusive(ctx, profile); err != nil {
+			return err
+		}
+	}
 	dk, err := a.dataKey(ctx, keys, profile)
 	if err != nil {
 		return err
@@ -429,7 +576,12 @@ func (a *applier) apply(ctx context.Context, ev *cdp.Event, payload []byte) erro
 		return err
 	}
 	for _, m := range plan.Merges {
-		if err := a.flush(ctx); err != nil {
+		// Both exclusive before the flush, which writes only the traits of
+		// profiles held exclusively: the merge moves what is written.
+		if err := a.lockPair(ctx, profile, m.From); err != nil {
+			return err
+		}
+		if err := a.flush(ctx, false); err != nil {
 			return err
 		}
 		if err := a.merge(ctx, keys, profile, m, ev); err != nil {
@@ -440,6 +592,11 @@ func (a *applier) apply(ctx context.Context, ev *cdp.Event, payload []byte) erro
 		return err
 	}
 	if ev.Type == cdp.Group && ev.GroupID != "" {
+		// Written at once, not at the end: exclusively, so that two
+		// batches never wait for each other's group rows.
+		if err := a.ensureExclusive(ctx, profile); err != nil {
+			return err
+		}
 		if err := a.applyGroup(ctx, keys, ev, profile, dk); err != nil {
 			return err
 		}
@@ -522,12 +679,29 @@ func (a *applier) ensureLive(ctx context.Context, p cdp.ProfileID) error {
 	if a.active[p] {
 		return nil
 	}
-	lock := a.s.db.dialect.lockUpdate()
+	return a.lockOne(ctx, p)
+}
+
+// ensureExclusive makes sure this transaction holds a live profile
+// exclusively before it changes more than its timeline, traits and groups:
+// it merges, attaches an identity, or appends consent. lockOwners took it
+// so when exclusiveOwners foresaw the change; otherwise the shared lock is
+// upgraded here (on PostgreSQL, which resolves the rare deadlock this can
+// cause by failing one transaction, which is retried).
+func (a *applier) ensureExclusive(ctx context.Context, p cdp.ProfileID) error {
+	if a.exclusive[p] || a.newKeys[p] != nil || a.s.db.dialect.lockUpdate() == "" {
+		return a.ensureLive(ctx, p)
+	}
+	return a.lockOne(ctx, p)
+}
+
+// lockOne locks a profile exclusively and checks that it is live.
+func (a *applier) lockOne(ctx context.Context, p cdp.ProfileID) error {
 	var (
 		merged  sql.NullString
 		dataKey []byte
 	)
-	err := a.tx.QueryRowContext(ctx, `SELECT merged_into, data_key FROM profiles WHERE id = $1`+lock, p).Scan(&merged, &dataKey)
+	err := a.tx.QueryRowContext(ctx, `SELECT merged_into, data_key FROM profiles WHERE id = $1`+a.s.db.dialect.lockUpdate(), p).Scan(&merged, &dataKey)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && (merged.Valid || dataKey == nil)) {
 		return errRace
 	}
@@ -535,6 +709,7 @@ func (a *applier) ensureLive(ctx context.Context, p cdp.ProfileID) error {
 		return a.s.db.dialect.translate(err)
 	}
 	a.active[p] = true
+	a.exclusive[p] = true
 	return nil
 }
 
@@ -783,9 +958,14 @@ func upsertGroup(ctx context.Context, q querier, d dialect, p cdp.ProfileID, key
 	return d.translate(err)
 }
 
-// flush writes the buffered timeline rows, profile counters, delivery
-// records and outbox rows.
-func (a *applier) flush(ctx context.Context) error {
+// flush writes the buffered timeline rows, delivery records, outbox rows
+// and trait writes. Before the batch's end (last false: before a merge
+// reads what it moves) it writes only the traits of profiles this
+// transaction holds exclusively. On PostgreSQL batches holding the same
+// person shared write its trait rows side by side: each writes them all
+// at its end and in one order (profile, name), so none waits for another
+// in a cycle over them.
+func (a *applier) flush(ctx context.Context, last bool) error {
 	if err := a.flushForwarding(ctx); err != nil {
 		return err
 	}
@@ -808,16 +988,22 @@ func (a *applier) flush(ctx context.Context) error {
 	}
 	a.pending = a.pending[:0]
 	var traits []traitRow
-	for _, byName := range a.traits {
+	for p, byName := range a.traits {
+		if !last && !a.exclusive[p] && a.newKeys[p] == nil && a.s.db.dialect.lockUpdate() != "" {
+			continue
+		}
 		for _, r := range byName {
 			traits = append(traits, r)
 		}
+		delete(a.traits, p)
 	}
-	if err := writeTraits(ctx, a.tx, a.s.db.dialect, traits); err != nil {
-		return err
-	}
-	clear(a.traits)
-	return nil
+	slices.SortFunc(traits, func(x, y traitRow) int {
+		if c := cmp.Compare(x.profile, y.profile); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.name, y.name)
+	})
+	return writeTraits(ctx, a.tx, a.s.db.dialect, traits)
 }
 
 // flushGraph writes the profiles and identities created since the last

@@ -6,11 +6,13 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/custos-cdp/custos/internal/cdp"
 	"github.com/custos-cdp/custos/internal/sqlstore"
+	"github.com/custos-cdp/custos/internal/testenv"
 )
 
 // TestConcurrentApplyOnePerson applies events of one person from several
@@ -163,4 +165,132 @@ func concurrently(t *testing.T, n int, fn func(w int) error) {
 	for err := range errs {
 		t.Fatalf("apply: %v", err)
 	}
+}
+
+// TestBatchesSharePeopleTheyOnlyAppendTo holds one batch open on
+// PostgreSQL, its locks taken, while others name the same person: one that
+// only appends events and traits completes meanwhile (the person is held
+// shared), while one that attaches a new identity to the person, and one
+// that merges another profile into them, wait until the first commits
+// (they need the person exclusively). Then all of it is there, once.
+func TestBatchesSharePeopleTheyOnlyAppendTo(t *testing.T) {
+	db := openDB(t, sqlstore.Config{URL: testenv.PostgresURL(t)})
+	p := newProfiles(t, db)
+	ctx := context.Background()
+	apply := func(batch ...cdp.Event) error {
+		_, err := p.Apply(ctx, batch)
+		return err
+	}
+	if err := apply(ev("seed-u", cdp.Identify, ids("user_id", "u", "anonymous_id", "a0"), traits(`{"plan":"free"}`)),
+		ev("seed-v", cdp.Track, ids("anonymous_id", "v"))); err != nil {
+		t.Fatal(err)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	p.SetLockedHookForTest(func(context.Context) {
+		if first.CompareAndSwap(false, true) {
+			close(held)
+			<-release
+		}
+	})
+	heldDone := make(chan error, 1)
+	go func() { heldDone <- apply(ev("held", cdp.Track, ids("user_id", "u"), at(time.Second))) }()
+	<-held
+
+	done := func(batch ...cdp.Event) chan error {
+		c := make(chan error, 1)
+		go func() { c <- apply(batch...) }()
+		return c
+	}
+	appendOnly := done(ev("beside", cdp.Identify, ids("user_id", "u", "anonymous_id", "a0"), traits(`{"plan":"pro"}`), at(2*time.Second)))
+	select {
+	case err := <-appendOnly:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("a batch that only appends to the person waited for another batch naming them")
+	}
+	attach := done(ev("attach", cdp.Identify, ids("user_id", "u", "anonymous_id", "a1"), at(3*time.Second)))
+	merge := done(ev("merge", cdp.Alias, ids("user_id", "u"), func(e *cdp.Event) { e.PreviousID = "v" }, at(4*time.Second)))
+	select {
+	case err := <-attach:
+		t.Fatalf("a batch attaching an identity to the person ran beside one holding them (err %v)", err)
+	case err := <-merge:
+		t.Fatalf("a batch merging into the person ran beside one holding them (err %v)", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	close(release)
+	for name, c := range map[string]chan error{"held": heldDone, "attach": attach, "merge": merge} {
+		if err := <-c; err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	u := find(t, p, cdp.UserID, "u")
+	for _, a := range []string{"a0", "a1", "v"} {
+		if got := find(t, p, cdp.AnonymousID, a); got != u {
+			t.Errorf("anonymous id %s is on %s, want the person's profile %s", a, got, u)
+		}
+	}
+	prof := get(t, p, u)
+	if prof.EventCount != 6 {
+		t.Errorf("the person has %d events, want 6", prof.EventCount)
+	}
+	if tr := traitMap(prof); tr["plan"] != `"pro"` {
+		t.Errorf("trait plan = %s, want \"pro\" (the batch that ran beside the held one)", tr["plan"])
+	}
+}
+
+// TestConcurrentTraitWritesDoNotDeadlock has several workers set traits of
+// the same known people at once, each batch naming them in its own order.
+// On PostgreSQL the batches hold the people shared and write their trait
+// rows side by side; in one order, they never deadlock (which PostgreSQL
+// would break after a second by failing one, and Apply would retry: the
+// test counts retries). The latest event time wins every trait.
+func TestConcurrentTraitWritesDoNotDeadlock(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *sqlstore.DB) {
+		p := newProfiles(t, db)
+		ctx := context.Background()
+		const people, workers, rounds = 20, 6, 8
+		var seed []cdp.Event
+		for i := range people {
+			seed = append(seed, ev(fmt.Sprintf("seed-%d", i), cdp.Identify, ids("user_id", fmt.Sprintf("u%d", i))))
+		}
+		if _, err := p.Apply(ctx, seed); err != nil {
+			t.Fatal(err)
+		}
+		var retries atomic.Int64
+		concurrently(t, workers, func(w int) error {
+			rng := rand.New(rand.NewPCG(uint64(w), 11))
+			for r := range rounds {
+				var batch []cdp.Event
+				for _, i := range rng.Perm(people) {
+					n := w*rounds + r
+					batch = append(batch, ev(fmt.Sprintf("t-%d-%d-%d", w, r, i), cdp.Identify, ids("user_id", fmt.Sprintf("u%d", i)),
+						traits(fmt.Sprintf(`{"a":%d,"b":%d,"w%d":%d}`, n, n, w, r)), at(time.Duration(n)*time.Second)))
+				}
+				res, err := p.Apply(ctx, batch)
+				if err != nil {
+					return err
+				}
+				retries.Add(int64(res.Retries))
+			}
+			return nil
+		})
+		if n := retries.Load(); n != 0 {
+			t.Errorf("%d batches started over; batches writing the same people's traits must not conflict", n)
+		}
+		for i := range people {
+			tr := traitMap(get(t, p, find(t, p, cdp.UserID, fmt.Sprintf("u%d", i))))
+			if want := fmt.Sprint(workers*rounds - 1); tr["a"] != want || tr["b"] != want {
+				t.Errorf("person %d: a = %s, b = %s, want %s: the latest event time must win", i, tr["a"], tr["b"], want)
+			}
+			for w := range workers {
+				if tr[fmt.Sprintf("w%d", w)] != fmt.Sprint(rounds-1) {
+					t.Errorf("person %d: trait w%d = %s, want %d (an update was lost)", i, w, tr[fmt.Sprintf("w%d", w)], rounds-1)
+				}
+			}
+		}
+	})
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/custos-cdp/custos/internal/cdp"
@@ -30,10 +29,10 @@ func (a *applier) lockPair(ctx context.Context, x, y cdp.ProfileID) error {
 	if y < x {
 		x, y = y, x
 	}
-	if err := a.ensureLive(ctx, x); err != nil {
+	if err := a.ensureExclusive(ctx, x); err != nil {
 		return err
 	}
-	return a.ensureLive(ctx, y)
+	return a.ensureExclusive(ctx, y)
 }
 
 // merge folds m.From into survivor: its identities, timeline, traits and
@@ -319,6 +318,13 @@ func (s *Profiles) Split(ctx context.Context, ws cdp.WorkspaceID, id cdp.MergeID
 			created  int64
 			survivor string
 		)
+		// A split moves known identities between two live profiles, which
+		// no profile lock of Apply would notice: it waits for the batches
+		// under way and holds the next ones back until it commits, so a
+		// batch naming one of those identities runs wholly before or after.
+		if err := s.db.dialect.lockGraph(ctx, tx, ws, true); err != nil {
+			return err
+		}
 		err := tx.QueryRowContext(ctx,
 			`SELECT survivor_id, merged_id, rule, message_id, source_id, moved, created_at, undone_at FROM merges WHERE id = $1 AND workspace_id = $2`+s.db.dialect.lockUpdate(),
 			id, ws).Scan(&survivor, &out.Merged, &out.Rule, &out.MessageID, &out.SourceID, &moved, &created, &undone)
@@ -332,16 +338,6 @@ func (s *Profiles) Split(ctx context.Context, ws cdp.WorkspaceID, id cdp.MergeID
 			return cdp.Reason(cdp.Conflict, "already_split", "this merge was undone already")
 		}
 		out.ID, out.WorkspaceID, out.Survivor, out.At = id, ws, cdp.ProfileID(survivor), fromMicros(created)
-		// The identities moving back are locked as Apply locks them, so a
-		// batch naming one runs wholly before or after the split.
-		var lk []int32
-		for i := 0; i+32 <= len(moved); i += 32 {
-			lk = append(lk, identityLockKey(string(moved[i:i+32])))
-		}
-		slices.Sort(lk)
-		if err := s.db.dialect.lockKeys(ctx, tx, slices.Compact(lk)); err != nil {
-			return err
-		}
 		// The survivor may itself have merged into another profile since.
 		holder, err := s.liveProfile(ctx, tx, ws, out.Survivor)
 		if err != nil {

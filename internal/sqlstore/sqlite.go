@@ -26,6 +26,40 @@ func (sqliteDialect) lockUpdate() string          { return "" }
 
 func (sqliteDialect) lockKeys(context.Context, querier, []int32) error { return nil }
 
+func (sqliteDialect) lockGraph(context.Context, querier, cdp.WorkspaceID, bool) error { return nil }
+
+func (d sqliteDialect) lockProfiles(ctx context.Context, q querier, ids []cdp.ProfileID, _ []bool) (map[cdp.ProfileID]profileState, error) {
+	out := make(map[cdp.ProfileID]profileState, len(ids))
+	for start := 0; start < len(ids); start += rowsPerStatement {
+		chunk := ids[start:min(start+rowsPerStatement, len(ids))]
+		// Liveness is checked here, not in the WHERE clause: given
+		// "merged_into IS NULL", SQLite walked the merged_into index,
+		// which nearly every profile matches, instead of the primary key.
+		rows, err := q.QueryContext(ctx, `SELECT id, merged_into IS NULL AND data_key IS NOT NULL, merged_into FROM profiles WHERE id IN (`+placeholders(1, len(chunk))+`)`, inArgs(nil, chunk)...)
+		if err != nil {
+			return nil, d.translate(err)
+		}
+		for rows.Next() {
+			var (
+				p  string
+				st profileState
+				to sql.NullString
+			)
+			if err := rows.Scan(&p, &st.live, &to); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			st.mergedInto = cdp.ProfileID(to.String)
+			out[cdp.ProfileID(p)] = st
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, d.translate(err)
+		}
+	}
+	return out, nil
+}
+
 // rebind turns $N placeholders into plain ?, passing args in the order the
 // placeholders appear. SQLite resolves numbered and named parameters by
 // scanning a list per parameter, which made the stores' multi-row
