@@ -68,10 +68,10 @@ type dialect interface {
 	// which the caller sorted and deduplicated; SQLite needs none, as it
 	// runs one writer at a time.
 	lockKeys(ctx context.Context, q querier, keys []int32) error
-	// lockGraph takes the transaction-scoped lock on a workspace's identity
-	// graph as a whole: Apply holds it shared, Split exclusively (SQLite:
-	// nothing to take).
-	lockGraph(ctx context.Context, q querier, ws cdp.WorkspaceID, exclusive bool) error
+	// lockGraph takes the transaction-scoped locks on workspaces' identity
+	// graphs as a whole: Apply holds them shared, Split exclusively
+	// (SQLite: nothing to take).
+	lockGraph(ctx context.Context, q querier, wss []cdp.WorkspaceID, exclusive bool) error
 	// lockProfiles locks profiles, which the caller sorted, one after the
 	// other in that order, each exclusively where exclusive says so and
 	// shared otherwise, and reads their state. SQLite only reads.

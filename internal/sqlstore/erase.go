@@ -93,6 +93,24 @@ func inArgs(first []any, ids []cdp.ProfileID) []any {
 	return out
 }
 
+// lockForErasure locks profiles exclusively in id order; with mustLive,
+// Conflict if one of them is no longer live.
+func lockForErasure(ctx context.Context, tx querier, d dialect, ids []cdp.ProfileID, mustLive bool) error {
+	sorted := slices.Clone(ids)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	states, err := d.lockProfiles(ctx, tx, sorted, slices.Repeat([]bool{true}, len(sorted)))
+	if err != nil {
+		return err
+	}
+	for _, p := range ids {
+		if st, ok := states[p]; mustLive && ok && !st.live {
+			return cdp.Reason(cdp.Conflict, "profiles_changed", "a profile of the person was merged away since the request was resolved")
+		}
+	}
+	return nil
+}
+
 // Preview counts what a request covering these profiles would touch,
 // changing nothing.
 func (s *DSRs) Preview(ctx context.Context, ws cdp.WorkspaceID, live []cdp.ProfileID) (cdp.DSRPreview, error) {
@@ -184,16 +202,20 @@ func (s *DSRs) Erase(ctx context.Context, ws cdp.WorkspaceID, requestID string, 
 	err := db.tx(ctx, func(tx querier) error {
 		c, blinds = cdp.ErasureCounts{}, nil
 		var err error
+		// The person's profiles first, exclusively and in order, as a batch
+		// that changes them locks them: the erasure waits for batches
+		// writing to them instead of deadlocking with them over their rows,
+		// and while it holds them nothing can merge into them, so the
+		// tombstones read next are all there are. One merged away since
+		// it was resolved means the person now lives in another profile:
+		// the request is resolved again.
+		if err := lockForErasure(ctx, tx, db.dialect, live, true); err != nil {
+			return err
+		}
 		if all, err = withTombstones(ctx, tx, db.dialect, ws, live); err != nil || len(all) == 0 {
 			return err
 		}
-		// The profiles first, exclusively and in order, as a batch that
-		// changes them locks them: the erasure then waits for batches
-		// writing to these people instead of deadlocking with them over
-		// their rows.
-		sorted := slices.Clone(all)
-		slices.Sort(sorted)
-		if _, err := db.dialect.lockProfiles(ctx, tx, sorted, slices.Repeat([]bool{true}, len(sorted))); err != nil {
+		if err := lockForErasure(ctx, tx, db.dialect, all, false); err != nil {
 			return err
 		}
 		in := placeholders(2, len(all))

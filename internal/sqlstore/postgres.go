@@ -43,7 +43,7 @@ const lockBuckets = 128
 // lockBuckets+maxKeyLocks of them. Only identities new to the graph are
 // locked (see applier.lockNew): a batch of 1000 events of the benchmark's
 // mix names about 250, a catch-up batch of 4000 about 900.
-const maxKeyLocks = 1024
+const maxKeyLocks = 512
 
 // lockKeys locks identity keys in two levels. A transaction with at most
 // maxKeyLocks keys takes their buckets shared, then the keys exclusive; a
@@ -72,16 +72,22 @@ func (d postgresDialect) lockKeys(ctx context.Context, q querier, keys []int32) 
 	return d.lock(ctx, q, "pg_advisory_xact_lock", identityLockClass, keys)
 }
 
-// lockGraph locks a workspace's graph (the key is a hash of its id;
-// workspaces sharing a key only wait for each other's splits).
-func (d postgresDialect) lockGraph(ctx context.Context, q querier, ws cdp.WorkspaceID, exclusive bool) error {
+// lockGraph locks workspaces' graphs (each key a hash of the workspace id;
+// workspaces sharing a key only wait for each other's splits), keys in
+// sorted order.
+func (d postgresDialect) lockGraph(ctx context.Context, q querier, wss []cdp.WorkspaceID, exclusive bool) error {
 	fn := "pg_advisory_xact_lock_shared"
 	if exclusive {
 		fn = "pg_advisory_xact_lock"
 	}
-	h := fnv.New32a()
-	h.Write([]byte(ws))
-	return d.lock(ctx, q, fn, graphLockClass, []int32{int32(h.Sum32())})
+	keys := make([]int32, len(wss))
+	for i, ws := range wss {
+		h := fnv.New32a()
+		h.Write([]byte(ws))
+		keys[i] = int32(h.Sum32())
+	}
+	slices.Sort(keys)
+	return d.lock(ctx, q, fn, graphLockClass, slices.Compact(keys))
 }
 
 // lockProfiles locks through custos_lock_profiles (migration 6), which

@@ -101,8 +101,8 @@ func (s *Profiles) Apply(ctx context.Context, events []cdp.Event) (cdp.ApplyResu
 				s.keys.put(p, dk)
 			}
 		}
+		res.Retries = attempt
 		if err == nil || !retryable(err) || ctx.Err() != nil {
-			res.Retries = attempt
 			break
 		}
 		time.Sleep(time.Duration(attempt+1)*2*time.Millisecond + time.Duration(mrand.Int64N(int64(10*time.Millisecond))))
@@ -208,13 +208,7 @@ func (a *applier) lockGraphs(ctx context.Context, events []cdp.Event) error {
 	for i := range events {
 		wss = append(wss, events[i].WorkspaceID)
 	}
-	slices.Sort(wss)
-	for _, ws := range slices.Compact(wss) {
-		if err := a.s.db.dialect.lockGraph(ctx, a.tx, ws, false); err != nil {
-			return err
-		}
-	}
-	return nil
+	return a.s.db.dialect.lockGraph(ctx, a.tx, wss, false)
 }
 
 // batchBlinds returns the blind indexes of every identity the batch names
@@ -277,8 +271,14 @@ func (a *applier) lockNew(ctx context.Context, blinds map[cdp.WorkspaceID][]stri
 	if err := a.s.db.dialect.lockKeys(ctx, a.tx, slices.Compact(keys)); err != nil {
 		return err
 	}
+	// Read again what may have changed while waiting: owners, and
+	// suppressions (an erasure may have removed an identity another batch
+	// had just attached).
 	for ws, bs := range fresh {
 		if err := a.loadOwners(ctx, ws, bs); err != nil {
+			return err
+		}
+		if err := a.loadSuppressed(ctx, ws, bs); err != nil {
 			return err
 		}
 	}
@@ -475,11 +475,37 @@ func (a *applier) exclusiveOwners(events []cdp.Event, fresh []int) map[cdp.Profi
 // the profile it was merged into, which is locked next, a few times at
 // most before the batch starts over.
 func (a *applier) lockAllOwners(ctx context.Context, events []cdp.Event, fresh []int) error {
+	// On PostgreSQL each sweep runs in a savepoint: one that finds an
+	// owner merged away is rolled back, releasing its locks, and the
+	// next sweep takes them all again in order, so locks are never taken
+	// out of order and no tombstone stays locked.
+	sp := a.s.db.dialect.lockUpdate() != ""
 	for range 4 {
+		if sp {
+			if _, err := a.tx.ExecContext(ctx, `SAVEPOINT lock_owners`); err != nil {
+				return a.s.db.dialect.translate(err)
+			}
+		}
 		merged, err := a.lockOwners(ctx, a.exclusiveOwners(events, fresh))
-		if err != nil || len(merged) == 0 {
+		if err != nil {
 			return err
 		}
+		if len(merged) == 0 {
+			if sp {
+				if _, err := a.tx.ExecContext(ctx, `RELEASE SAVEPOINT lock_owners`); err != nil {
+					return a.s.db.dialect.translate(err)
+				}
+			}
+			return nil
+		}
+		if !sp {
+			return errRace // SQLite: cannot happen under its one writer
+		}
+		if _, err := a.tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT lock_owners`); err != nil {
+			return a.s.db.dialect.translate(err)
+		}
+		clear(a.active)
+		clear(a.exclusive)
 		for b, o := range a.owners {
 			if to, ok := merged[o]; ok {
 				a.owners[b] = to
@@ -489,8 +515,8 @@ func (a *applier) lockAllOwners(ctx context.Context, events []cdp.Event, fresh [
 	return errRace
 }
 
-// lockOwners locks every profile the batch's identities belong to and this
-// transaction has not locked yet, in one sorted sweep, exclusively those in
+// lockOwners locks every profile the batch's identities belong to, in one
+// sorted sweep, exclusively those in
 // excl and shared the others, before anything is written, and notes which
 // are live. Batches that only append to the same people run side by side;
 // one that changes a person waits for them and they for it, never in a
@@ -499,9 +525,7 @@ func (a *applier) lockAllOwners(ctx context.Context, events []cdp.Event, fresh [
 func (a *applier) lockOwners(ctx context.Context, excl map[cdp.ProfileID]bool) (map[cdp.ProfileID]cdp.ProfileID, error) {
 	set := map[cdp.ProfileID]bool{}
 	for _, p := range a.owners {
-		if !a.active[p] {
-			set[p] = true
-		}
+		set[p] = true
 	}
 	if len(set) == 0 {
 		return nil, nil

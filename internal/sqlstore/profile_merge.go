@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/custos-cdp/custos/internal/cdp"
@@ -322,7 +323,7 @@ func (s *Profiles) Split(ctx context.Context, ws cdp.WorkspaceID, id cdp.MergeID
 		// no profile lock of Apply would notice: it waits for the batches
 		// under way and holds the next ones back until it commits, so a
 		// batch naming one of those identities runs wholly before or after.
-		if err := s.db.dialect.lockGraph(ctx, tx, ws, true); err != nil {
+		if err := s.db.dialect.lockGraph(ctx, tx, []cdp.WorkspaceID{ws}, true); err != nil {
 			return err
 		}
 		err := tx.QueryRowContext(ctx,
@@ -338,6 +339,18 @@ func (s *Profiles) Split(ctx context.Context, ws cdp.WorkspaceID, id cdp.MergeID
 			return cdp.Reason(cdp.Conflict, "already_split", "this merge was undone already")
 		}
 		out.ID, out.WorkspaceID, out.Survivor, out.At = id, ws, cdp.ProfileID(survivor), fromMicros(created)
+		// The identities moving back are also locked as Apply locked every
+		// identity before the graph lock, so that while nodes of the two
+		// versions run side by side (a rolling upgrade), a batch of an older
+		// node naming one still runs wholly before or after the split.
+		var lk []int32
+		for i := 0; i+32 <= len(moved); i += 32 {
+			lk = append(lk, identityLockKey(string(moved[i:i+32])))
+		}
+		slices.Sort(lk)
+		if err := s.db.dialect.lockKeys(ctx, tx, slices.Compact(lk)); err != nil {
+			return err
+		}
 		// The survivor may itself have merged into another profile since.
 		holder, err := s.liveProfile(ctx, tx, ws, out.Survivor)
 		if err != nil {

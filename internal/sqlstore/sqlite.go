@@ -26,7 +26,7 @@ func (sqliteDialect) lockUpdate() string          { return "" }
 
 func (sqliteDialect) lockKeys(context.Context, querier, []int32) error { return nil }
 
-func (sqliteDialect) lockGraph(context.Context, querier, cdp.WorkspaceID, bool) error { return nil }
+func (sqliteDialect) lockGraph(context.Context, querier, []cdp.WorkspaceID, bool) error { return nil }
 
 func (d sqliteDialect) lockProfiles(ctx context.Context, q querier, ids []cdp.ProfileID, _ []bool) (map[cdp.ProfileID]profileState, error) {
 	out := make(map[cdp.ProfileID]profileState, len(ids))
