@@ -424,10 +424,21 @@ func (a *applier) exclusiveOwners(events []cdp.Event, fresh []int) map[cdp.Profi
 		ev := &events[i]
 		env := a.env[ev.WorkspaceID]
 		refs, _ := a.eventRefs(ev, env.keys, env.rules)
+		blinds := make([]string, 0, len(refs)+2)
 		for _, r := range refs {
+			blinds = append(blinds, r.Blind)
+		}
+		// An alias's previous id resolves against the graph as this batch
+		// leaves it, which an earlier event may change: both readings.
+		for _, id := range aliasCandidates(ev) {
+			if env.rules.Allowed(id) {
+				blinds = append(blinds, a.blind(ev.WorkspaceID, env.keys, id))
+			}
+		}
+		for _, b := range blinds {
 			if heads[n] == "" {
-				heads[n] = find(r.Blind)
-			} else if x, y := find(heads[n]), find(r.Blind); x != y {
+				heads[n] = find(b)
+			} else if x, y := find(heads[n]), find(b); x != y {
 				parent[x] = y
 			}
 		}

@@ -294,3 +294,49 @@ func TestConcurrentTraitWritesDoNotDeadlock(t *testing.T) {
 		}
 	})
 }
+
+// TestEraseOfProfileMergedSinceResolved: a data subject request resolves
+// its person to a profile; before the erasure runs, that profile is merged
+// into another. Erasing the resolved profile alone would remove only the
+// tombstone and leave the person's data in the survivor, so Erase answers
+// Conflict (the DSR worker resolves again); the survivor, erased, takes
+// everything with it, the tombstone's events included.
+func TestEraseOfProfileMergedSinceResolved(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *sqlstore.DB) {
+		p := newProfiles(t, db)
+		ctx := context.Background()
+		if _, err := p.Apply(ctx, []cdp.Event{
+			ev("by-email", cdp.Track, ids("email", "gone@example.com")),
+			ev("by-user", cdp.Identify, ids("user_id", "gone")),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		dsrs := p.DSRs()
+		who := []cdp.DSRIdentity{{Type: cdp.Email, Format: "raw", Value: "gone@example.com"}, {Type: cdp.UserID, Format: "raw", Value: "gone"}}
+		before, err := dsrs.Resolve(ctx, ws, who)
+		if err != nil || len(before) != 2 {
+			t.Fatalf("resolved %v, %v; want the two profiles", before, err)
+		}
+		if _, err := p.Apply(ctx, []cdp.Event{ev("login", cdp.Identify, ids("user_id", "gone", "email", "gone@example.com"))}); err != nil {
+			t.Fatal(err)
+		}
+		after, err := dsrs.Resolve(ctx, ws, who)
+		if err != nil || len(after) != 1 {
+			t.Fatalf("resolved %v, %v after the merge; want one profile", after, err)
+		}
+		_, _, err = dsrs.Erase(ctx, ws, "dsr-1", before, t0)
+		if !cdp.IsKind(err, cdp.Conflict) {
+			t.Fatalf("erasing profiles resolved before a merge: err %v, want Conflict", err)
+		}
+		counts, _, err := dsrs.Erase(ctx, ws, "dsr-1", after, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counts.Events != 3 || counts.Profiles != 2 {
+			t.Errorf("erased %d events and %d profiles, want 3 and 2 (the survivor and its tombstone)", counts.Events, counts.Profiles)
+		}
+		if n, err := p.EventCount(ctx, ws); err != nil || n != 0 {
+			t.Errorf("%d events left (err %v), want 0", n, err)
+		}
+	})
+}
