@@ -340,3 +340,67 @@ func TestEraseOfProfileMergedSinceResolved(t *testing.T) {
 		}
 	})
 }
+
+// TestSplitDuringApply undoes a merge while workers keep applying events
+// that name only the merged-away visitor's anonymous id or only the user
+// id. A batch runs wholly before the split (its anonymous-only events land
+// on the merged profile and the split moves them back) or wholly after
+// (they land on the split-off profile): either way, at the end every
+// anonymous-only event is on the split-off profile, every user-only one on
+// the user's, each once.
+func TestSplitDuringApply(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *sqlstore.DB) {
+		p := newProfiles(t, db)
+		ctx := context.Background()
+		apply(t, p,
+			ev("a0", cdp.Track, ids("anonymous_id", "anon")),
+			ev("u0", cdp.Identify, ids("user_id", "user")),
+		)
+		apply(t, p, ev("login", cdp.Identify, ids("anonymous_id", "anon", "user_id", "user"), at(time.Minute)))
+		user := find(t, p, cdp.UserID, "user")
+		merges, err := p.Merges(ctx, ws, user)
+		if err != nil || len(merges) != 1 {
+			t.Fatalf("merge log: %v, %v", merges, err)
+		}
+		const workers, rounds = 3, 12
+		anonOnly, userOnly := []string{"a0"}, []string{"login", "u0"}
+		for w := range workers {
+			for r := range rounds {
+				anonOnly = append(anonOnly, fmt.Sprintf("a-%d-%d", w, r))
+				userOnly = append(userOnly, fmt.Sprintf("u-%d-%d", w, r))
+			}
+		}
+		concurrently(t, workers+1, func(w int) error {
+			if w == workers {
+				time.Sleep(20 * time.Millisecond)
+				_, err := p.Split(ctx, ws, merges[0].ID)
+				return err
+			}
+			for r := range rounds {
+				if _, err := p.Apply(ctx, []cdp.Event{
+					ev(fmt.Sprintf("a-%d-%d", w, r), cdp.Track, ids("anonymous_id", "anon"), at(2*time.Minute)),
+					ev(fmt.Sprintf("u-%d-%d", w, r), cdp.Track, ids("user_id", "user"), at(2*time.Minute)),
+				}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		anon := find(t, p, cdp.AnonymousID, "anon")
+		if anon == user {
+			t.Fatal("the split did not take the anonymous id back")
+		}
+		slices.Sort(anonOnly)
+		slices.Sort(userOnly)
+		got := timelineIDs(t, p, anon)
+		slices.Sort(got)
+		if !slices.Equal(got, anonOnly) {
+			t.Errorf("split-off profile holds %v, want the %d anonymous-only events", got, len(anonOnly))
+		}
+		got = timelineIDs(t, p, user)
+		slices.Sort(got)
+		if !slices.Equal(got, userOnly) {
+			t.Errorf("user's profile holds %v, want the %d user-only events", got, len(userOnly))
+		}
+	})
+}
