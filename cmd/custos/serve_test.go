@@ -84,7 +84,7 @@ func TestServeEndToEnd(t *testing.T) {
 			}
 		}
 		_, metrics := c.do(t, "GET", "/metrics", nil, nil)
-		for _, name := range []string{"custos_ingest_events_total", "custos_ingest_ack_seconds", "custos_log_queue_depth", "custos_processor_events_total"} {
+		for _, name := range []string{"custos_ingest_events_total", "custos_ingest_ack_seconds", "custos_log_queue_depth", "custos_processor_events_total", "custos_processor_retries_total"} {
 			if !strings.Contains(string(metrics), name) {
 				t.Errorf("metrics lack %s", name)
 			}

@@ -32,6 +32,7 @@ type Processor struct {
 	visible prometheus.Histogram
 	txSize  prometheus.Histogram
 	txTime  prometheus.Histogram
+	retries prometheus.Counter
 	applied []func()
 }
 
@@ -76,9 +77,13 @@ func New(store Store, log *slog.Logger, reg prometheus.Registerer) *Processor {
 			Help:    "Time to apply one batch: encoding, the store transaction and its retries; failed batches included.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "custos_processor_retries_total",
+			Help: "Store transactions started over: a concurrent batch, merge, split or erasure changed the people they name, or the database was busy (a deadlock broken, a failover).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(p.events, p.graph, p.consent, p.forward, p.visible, p.txSize, p.txTime)
+		reg.MustRegister(p.events, p.graph, p.consent, p.forward, p.visible, p.txSize, p.txTime, p.retries)
 	}
 	return p
 }
@@ -91,6 +96,7 @@ func (p *Processor) Handle(ctx context.Context, events []cdp.Event) error {
 	now := p.now()
 	p.txSize.Observe(float64(len(events)))
 	p.txTime.Observe(now.Sub(start).Seconds())
+	p.retries.Add(float64(res.Retries))
 	if err != nil {
 		return err
 	}
