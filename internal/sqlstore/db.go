@@ -270,6 +270,8 @@ type conn struct {
 	// durable, when set, runs after each successful ExecContext: the
 	// SQLite writer's statements commit without waiting for the disk.
 	durable func() error
+	// raw is the connection of a PostgreSQL transaction, for copyRows.
+	raw *sql.Conn
 }
 
 func (c conn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
@@ -303,11 +305,26 @@ func (db *DB) rd() querier { return conn{q: db.r, d: db.dialect} }
 
 // tx runs fn in a write transaction, committing if it returns nil.
 func (db *DB) tx(ctx context.Context, fn func(querier) error) error {
-	tx, err := db.w.BeginTx(ctx, nil)
+	var (
+		tx  *sql.Tx
+		raw *sql.Conn
+		err error
+	)
+	if db.dialect.name() == "postgres" {
+		// On a connection of its own, so that rows can be copied in
+		// (copyRows) inside the transaction.
+		if raw, err = db.w.Conn(ctx); err != nil {
+			return db.dialect.translate(err)
+		}
+		defer raw.Close()
+		tx, err = raw.BeginTx(ctx, nil)
+	} else {
+		tx, err = db.w.BeginTx(ctx, nil)
+	}
 	if err != nil {
 		return db.dialect.translate(err)
 	}
-	q := conn{q: tx, d: db.dialect}
+	q := conn{q: tx, d: db.dialect, raw: raw}
 	if db.dialect.name() == "sqlite" {
 		q.q = &preparedTx{tx: tx, m: map[string]*sql.Stmt{}}
 	}

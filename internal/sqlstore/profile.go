@@ -993,6 +993,9 @@ func upsertGroup(ctx context.Context, q querier, d dialect, p cdp.ProfileID, key
 	return d.translate(err)
 }
 
+// eventColumns are the columns flush writes of a timeline row.
+var eventColumns = []string{"workspace_id", "profile_id", "source_id", "message_id", "type", "name", "event_time", "received_at", "payload"}
+
 // flush writes the buffered timeline rows, delivery records, outbox rows
 // and trait writes. Before the batch's end (last false: before a merge
 // reads what it moves) it writes only the traits of profiles this
@@ -1007,19 +1010,14 @@ func (a *applier) flush(ctx context.Context, last bool) error {
 	if err := a.flushGraph(ctx); err != nil {
 		return err
 	}
-	const cols = 9
-	for start := 0; start < len(a.pending); start += rowsPerStatement {
-		chunk := a.pending[start:min(start+rowsPerStatement, len(a.pending))]
-		args := make([]any, 0, cols*len(chunk))
-		for _, pe := range chunk {
-			ev := pe.ev
-			args = append(args, ev.WorkspaceID, pe.profile, ev.SourceID, ev.MessageID, string(ev.Type), ev.Name,
-				micros(ev.Timestamp), micros(ev.ReceivedAt), pe.payload)
-		}
-		q := `INSERT INTO events (workspace_id, profile_id, source_id, message_id, type, name, event_time, received_at, payload) VALUES ` + rowsOf(len(chunk), cols)
-		if _, err := a.tx.ExecContext(ctx, q, args...); err != nil {
-			return a.s.db.dialect.translate(err)
-		}
+	rows := make([][]any, len(a.pending))
+	for i, pe := range a.pending {
+		ev := pe.ev
+		rows[i] = []any{string(ev.WorkspaceID), string(pe.profile), string(ev.SourceID), ev.MessageID, string(ev.Type), ev.Name,
+			micros(ev.Timestamp), micros(ev.ReceivedAt), pe.payload}
+	}
+	if err := insertRows(ctx, a.tx, a.s.db.dialect, "events", eventColumns, rows); err != nil {
+		return err
 	}
 	a.pending = a.pending[:0]
 	var traits []traitRow
