@@ -324,6 +324,9 @@ func (db *DB) tx(ctx context.Context, fn func(querier) error) error {
 	if err != nil {
 		return db.dialect.translate(err)
 	}
+	// Whatever happens in fn, a panic included, the transaction ends
+	// before its connection is closed (after a commit this does nothing).
+	defer tx.Rollback()
 	q := conn{q: tx, d: db.dialect, raw: raw}
 	if db.dialect.name() == "sqlite" {
 		q.q = &preparedTx{tx: tx, m: map[string]*sql.Stmt{}}

@@ -93,9 +93,9 @@ func inArgs(first []any, ids []cdp.ProfileID) []any {
 	return out
 }
 
-// lockForErasure locks profiles exclusively in id order; with mustLive,
-// Conflict if one of them is no longer live.
-func lockForErasure(ctx context.Context, tx querier, d dialect, ids []cdp.ProfileID, mustLive bool) error {
+// lockForErasure locks a person's profiles exclusively in id order, and
+// answers Conflict if one of them was merged away.
+func lockForErasure(ctx context.Context, tx querier, d dialect, ids []cdp.ProfileID) error {
 	sorted := slices.Clone(ids)
 	slices.Sort(sorted)
 	sorted = slices.Compact(sorted)
@@ -104,7 +104,7 @@ func lockForErasure(ctx context.Context, tx querier, d dialect, ids []cdp.Profil
 		return err
 	}
 	for _, p := range ids {
-		if st, ok := states[p]; mustLive && ok && !st.live {
+		if st, ok := states[p]; ok && st.mergedInto != "" {
 			return cdp.Reason(cdp.Conflict, "profiles_changed", "a profile of the person was merged away since the request was resolved")
 		}
 	}
@@ -202,20 +202,22 @@ func (s *DSRs) Erase(ctx context.Context, ws cdp.WorkspaceID, requestID string, 
 	err := db.tx(ctx, func(tx querier) error {
 		c, blinds = cdp.ErasureCounts{}, nil
 		var err error
-		// The person's profiles first, exclusively and in order, as a batch
-		// that changes them locks them: the erasure waits for batches
-		// writing to them instead of deadlocking with them over their rows,
-		// and while it holds them nothing can merge into them, so the
-		// tombstones read next are all there are. One merged away since
-		// it was resolved means the person now lives in another profile:
-		// the request is resolved again.
-		if err := lockForErasure(ctx, tx, db.dialect, live, true); err != nil {
+		// The workspace's graph first, exclusively: the erasure waits for
+		// the batches under way and holds the next ones back (as a split
+		// does, and one after the other with splits), so it never waits
+		// for a batch, or a split for it, while holding the rows the other
+		// wants. Then the person's profiles: nothing merges into them
+		// while the erasure holds them, so the tombstones read next are
+		// all there are. One merged away since the request was resolved
+		// means the person now lives in another profile: it is resolved
+		// again.
+		if err := db.dialect.lockGraph(ctx, tx, []cdp.WorkspaceID{ws}, true); err != nil {
+			return err
+		}
+		if err := lockForErasure(ctx, tx, db.dialect, live); err != nil {
 			return err
 		}
 		if all, err = withTombstones(ctx, tx, db.dialect, ws, live); err != nil || len(all) == 0 {
-			return err
-		}
-		if err := lockForErasure(ctx, tx, db.dialect, all, false); err != nil {
 			return err
 		}
 		in := placeholders(2, len(all))

@@ -490,13 +490,13 @@ func (a *applier) lockAllOwners(ctx context.Context, events []cdp.Event, fresh [
 	// owner merged away is rolled back, releasing its locks, and the
 	// next sweep takes them all again in order, so locks are never taken
 	// out of order and no tombstone stays locked.
-	sp := a.s.db.dialect.lockUpdate() != ""
-	for range 4 {
-		if sp {
-			if _, err := a.tx.ExecContext(ctx, `SAVEPOINT lock_owners`); err != nil {
-				return a.s.db.dialect.translate(err)
-			}
+	sp := a.s.db.dialect.lockUpdate() != "" && len(a.owners) > 0
+	if sp {
+		if _, err := a.tx.ExecContext(ctx, `SAVEPOINT lock_owners`); err != nil {
+			return a.s.db.dialect.translate(err)
 		}
+	}
+	for range 4 {
 		merged, err := a.lockOwners(ctx, a.exclusiveOwners(events, fresh))
 		if err != nil {
 			return err
@@ -512,6 +512,7 @@ func (a *applier) lockAllOwners(ctx context.Context, events []cdp.Event, fresh [
 		if !sp {
 			return errRace // SQLite: cannot happen under its one writer
 		}
+		// Releases the sweep's locks; the savepoint stays for the next.
 		if _, err := a.tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT lock_owners`); err != nil {
 			return a.s.db.dialect.translate(err)
 		}
@@ -554,24 +555,30 @@ func (a *applier) lockOwners(ctx context.Context, excl map[cdp.ProfileID]bool) (
 	if err != nil {
 		return nil, err
 	}
+	// Past the first profile merged away the sweep only reads
+	// (PostgreSQL): the caller starts it again.
 	var merged map[cdp.ProfileID]cdp.ProfileID
-	for _, p := range ids {
-		switch st, ok := states[p]; {
-		case ok && st.live:
-			a.active[p] = true
-			if excl[p] {
-				a.exclusive[p] = true
-			}
-		case ok && st.mergedInto != "":
+	for p, st := range states {
+		if st.mergedInto != "" {
 			if merged == nil {
 				merged = map[cdp.ProfileID]cdp.ProfileID{}
 			}
 			merged[p] = st.mergedInto
-		default:
-			return nil, errRace
 		}
 	}
-	return merged, nil
+	if merged != nil {
+		return merged, nil
+	}
+	for _, p := range ids {
+		if !states[p].live {
+			return nil, errRace // erased meanwhile
+		}
+		a.active[p] = true
+		if excl[p] {
+			a.exclusive[p] = true
+		}
+	}
+	return nil, nil
 }
 
 // apply resolves one event and stores it.
