@@ -212,14 +212,24 @@ func (a *applier) lockGraphs(ctx context.Context, events []cdp.Event) error {
 }
 
 // batchBlinds returns the blind indexes of every identity the batch names
-// (an alias's previous id in both its possible types), per workspace.
+// (an alias's previous id in both its possible types), per workspace, each
+// once: the most active people are named by many events of a batch.
 func (a *applier) batchBlinds(events []cdp.Event) map[cdp.WorkspaceID][]string {
 	out := map[cdp.WorkspaceID][]string{}
+	type wsBlind struct {
+		ws    cdp.WorkspaceID
+		blind string
+	}
+	seen := map[wsBlind]bool{}
 	for i := range events {
 		ev := &events[i]
 		keys := a.env[ev.WorkspaceID].keys
 		for _, id := range append(ev.Identities, aliasCandidates(ev)...) {
-			out[ev.WorkspaceID] = append(out[ev.WorkspaceID], a.blind(ev.WorkspaceID, keys, id))
+			b := a.blind(ev.WorkspaceID, keys, id)
+			if k := (wsBlind{ev.WorkspaceID, b}); !seen[k] {
+				seen[k] = true
+				out[ev.WorkspaceID] = append(out[ev.WorkspaceID], b)
+			}
 		}
 	}
 	return out
