@@ -137,8 +137,8 @@ type applier struct {
 	// Rows written at flush, flat (one value per column): new profiles,
 	// new identities (attached also per profile, for plan), and identity
 	// hashes.
-	newProfiles   []any
-	newIdentities []any
+	newProfiles   [][]any
+	newIdentities [][]any
 	attached      map[cdp.ProfileID][]identity.Ref
 	// newKeys are the data keys of profiles created in this transaction;
 	// they reach the shared cache after commit (a key evicted from it
@@ -827,7 +827,7 @@ func (a *applier) createProfile(ctx context.Context, keys *vault.Keys, ev *cdp.E
 		return "", err
 	}
 	now := micros(ev.ReceivedAt)
-	a.newProfiles = append(a.newProfiles, id, ev.WorkspaceID, wrapped, now, now)
+	a.newProfiles = append(a.newProfiles, []any{string(id), string(ev.WorkspaceID), wrapped, now, now})
 	a.newKeys[id] = dk
 	a.active[id] = true
 	a.res.ProfilesCreated++
@@ -870,8 +870,8 @@ func (s *Profiles) openKey(ctx context.Context, q querier, keys *vault.Keys, p c
 func (a *applier) attach(ctx context.Context, ev *cdp.Event, p cdp.ProfileID, keys *vault.Keys, dk *vault.DataKey, refs []identity.Ref, values map[string]cdp.Identity) error {
 	for _, r := range refs {
 		id := values[r.Blind]
-		a.newIdentities = append(a.newIdentities, ev.WorkspaceID, []byte(r.Blind), p, string(r.Type),
-			dk.Seal(nil, []byte(id.Value), identityAD(r.Blind)), micros(ev.Timestamp))
+		a.newIdentities = append(a.newIdentities, []any{string(ev.WorkspaceID), []byte(r.Blind), string(p), string(r.Type),
+			dk.Seal(nil, []byte(id.Value), identityAD(r.Blind)), micros(ev.Timestamp)})
 		if a.attached == nil {
 			a.attached = map[cdp.ProfileID][]identity.Ref{}
 		}
@@ -1060,35 +1060,14 @@ func (a *applier) flush(ctx context.Context, last bool) error {
 // flush.
 func (a *applier) flushGraph(ctx context.Context) error {
 	d := a.s.db.dialect
-	const pcols = 5
-	for start := 0; start < len(a.newProfiles); start += pcols * rowsPerStatement {
-		chunk := a.newProfiles[start:min(start+pcols*rowsPerStatement, len(a.newProfiles))]
-		q := `INSERT INTO profiles (id, workspace_id, data_key, created_at, updated_at) VALUES ` + rowsOf(len(chunk)/pcols, pcols)
-		if _, err := a.tx.ExecContext(ctx, q, chunk...); err != nil {
-			return d.translate(err)
-		}
+	if err := insertRows(ctx, a.tx, d, "profiles", []string{"id", "workspace_id", "data_key", "created_at", "updated_at"}, a.newProfiles); err != nil {
+		return err
 	}
 	a.newProfiles = a.newProfiles[:0]
-	const icols = 6
-	for start := 0; start < len(a.newIdentities); start += icols * rowsPerStatement {
-		chunk := a.newIdentities[start:min(start+icols*rowsPerStatement, len(a.newIdentities))]
-		q := `INSERT INTO identities (workspace_id, blind, profile_id, type, value, first_seen) VALUES ` + rowsOf(len(chunk)/icols, icols) +
-			` ON CONFLICT (workspace_id, blind) DO NOTHING RETURNING blind`
-		rows, err := a.tx.QueryContext(ctx, q, chunk...)
-		if err != nil {
-			return d.translate(err)
-		}
-		n := 0
-		for rows.Next() {
-			n++
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return d.translate(err)
-		}
-		if n < len(chunk)/icols {
-			return errRace // someone else attached one of them first
-		}
+	// A unique violation here (someone else attached one of these first,
+	// which the identity locks rule out) is a Conflict: the batch retries.
+	if err := insertRows(ctx, a.tx, d, "identities", []string{"workspace_id", "blind", "profile_id", "type", "value", "first_seen"}, a.newIdentities); err != nil {
+		return err
 	}
 	a.newIdentities = a.newIdentities[:0]
 	clear(a.attached)
