@@ -86,6 +86,25 @@ type profileState struct {
 	mergedInto cdp.ProfileID
 }
 
+// scanProfileStates reads rows of (id, live, merged_into) into out and
+// closes rows.
+func scanProfileStates(rows *sql.Rows, out map[cdp.ProfileID]profileState) error {
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			p  string
+			st profileState
+			to sql.NullString
+		)
+		if err := rows.Scan(&p, &st.live, &to); err != nil {
+			return err
+		}
+		st.mergedInto = cdp.ProfileID(to.String)
+		out[cdp.ProfileID(p)] = st
+	}
+	return rows.Err()
+}
+
 // Open opens the database. It does not migrate; call Migrate.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.MaxConns <= 0 {

@@ -108,20 +108,10 @@ func (d postgresDialect) lockProfiles(ctx context.Context, q querier, ids []cdp.
 	if err != nil {
 		return nil, d.translate(err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			p  string
-			st profileState
-			to sql.NullString
-		)
-		if err := rows.Scan(&p, &st.live, &to); err != nil {
-			return nil, err
-		}
-		st.mergedInto = cdp.ProfileID(to.String)
-		out[cdp.ProfileID(p)] = st
+	if err := scanProfileStates(rows, out); err != nil {
+		return nil, d.translate(err)
 	}
-	return out, d.translate(rows.Err())
+	return out, nil
 }
 
 func (d postgresDialect) lock(ctx context.Context, q querier, fn string, class int32, keys []int32) error {

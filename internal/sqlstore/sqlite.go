@@ -39,21 +39,7 @@ func (d sqliteDialect) lockProfiles(ctx context.Context, q querier, ids []cdp.Pr
 		if err != nil {
 			return nil, d.translate(err)
 		}
-		for rows.Next() {
-			var (
-				p  string
-				st profileState
-				to sql.NullString
-			)
-			if err := rows.Scan(&p, &st.live, &to); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			st.mergedInto = cdp.ProfileID(to.String)
-			out[cdp.ProfileID(p)] = st
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err := scanProfileStates(rows, out); err != nil {
 			return nil, d.translate(err)
 		}
 	}
