@@ -303,6 +303,23 @@ func (s *DSRs) Reapply(ctx context.Context, ws cdp.WorkspaceID, requestID string
 	if err := db.tx(ctx, func(tx querier) error { return suppress(ctx, tx, db.dialect, ws, requestID, blinds, at) }); err != nil {
 		return cdp.ErasureCounts{}, err
 	}
+	// A profile merged away between finding the people and erasing them
+	// makes Erase answer Conflict: find them again.
+	for attempt := 0; ; attempt++ {
+		live, err := s.owners(ctx, ws, blinds)
+		if err != nil || len(live) == 0 {
+			return cdp.ErasureCounts{}, err
+		}
+		c, _, err := s.Erase(ctx, ws, requestID, live, at)
+		if err == nil || !cdp.IsKind(err, cdp.Conflict) || attempt == 4 {
+			return c, err
+		}
+	}
+}
+
+// owners returns the profiles that hold any of the identities, each once.
+func (s *DSRs) owners(ctx context.Context, ws cdp.WorkspaceID, blinds [][]byte) ([]cdp.ProfileID, error) {
+	db := s.p.db
 	seen := map[cdp.ProfileID]bool{}
 	var live []cdp.ProfileID
 	for _, b := range blinds {
@@ -312,18 +329,14 @@ func (s *DSRs) Reapply(ctx context.Context, ws cdp.WorkspaceID, requestID string
 			continue
 		}
 		if err != nil {
-			return cdp.ErasureCounts{}, db.dialect.translate(err)
+			return nil, db.dialect.translate(err)
 		}
 		if !seen[p] {
 			seen[p] = true
 			live = append(live, p)
 		}
 	}
-	if len(live) == 0 {
-		return cdp.ErasureCounts{}, nil
-	}
-	c, _, err := s.Erase(ctx, ws, requestID, live, at)
-	return c, err
+	return live, nil
 }
 
 // LiftSuppression lets data naming an erased person's identities in again
