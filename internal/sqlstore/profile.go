@@ -134,9 +134,9 @@ type applier struct {
 	pending   []pendingEvent
 
 	payloads [][]byte // the batch's events, encoded
-	// Rows written at flush, flat (one value per column): new profiles,
-	// new identities (attached also per profile, for plan), and identity
-	// hashes.
+	// Rows written at flush: new profiles and new identities, a slice of
+	// column values each (identities attached also per profile, for plan),
+	// and identity hashes, flat (one value per column).
 	newProfiles   [][]any
 	newIdentities [][]any
 	attached      map[cdp.ProfileID][]identity.Ref
