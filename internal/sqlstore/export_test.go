@@ -35,6 +35,6 @@ func (db *DB) SetLogSyncForTest(fn func(*os.File) error) uint64 {
 	return db.wal.count
 }
 
-// SetLockedHookForTest makes every Apply transaction run fn once its locks
-// are taken (nil: nothing).
-func (s *Profiles) SetLockedHookForTest(fn func(ctx context.Context)) { s.locked = fn }
+// SetHookForTest makes every Apply transaction run fn at its stages
+// "owners read" and "locked" (nil: nothing).
+func (s *Profiles) SetHookForTest(fn func(ctx context.Context, stage string)) { s.hook = fn }

@@ -35,9 +35,10 @@ type Profiles struct {
 	dests   *Destinations
 	keys    *dataKeyCache
 	now     func() time.Time
-	// locked, when set (by tests), runs in each Apply transaction once
-	// the batch's locks are taken.
-	locked func(ctx context.Context)
+	// hook, when set (by tests), runs in each Apply transaction at the
+	// named stages: "owners read" (before any profile is locked) and
+	// "locked" (every lock taken).
+	hook func(ctx context.Context, stage string)
 }
 
 // NewProfiles returns the profile store, encrypting with v.
@@ -188,11 +189,14 @@ func (a *applier) run(ctx context.Context, events []cdp.Event) error {
 	if err := a.lockNew(ctx, blinds); err != nil {
 		return err
 	}
+	if a.s.hook != nil {
+		a.s.hook(ctx, "owners read")
+	}
 	if err := a.lockAllOwners(ctx, events, fresh); err != nil {
 		return err
 	}
-	if a.s.locked != nil {
-		a.s.locked(ctx)
+	if a.s.hook != nil {
+		a.s.hook(ctx, "locked")
 	}
 	for _, i := range fresh {
 		if err := a.apply(ctx, &events[i], a.payloads[i]); err != nil {

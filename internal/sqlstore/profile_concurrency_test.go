@@ -187,8 +187,8 @@ func TestBatchesSharePeopleTheyOnlyAppendTo(t *testing.T) {
 	}
 	held, release := make(chan struct{}), make(chan struct{})
 	var first atomic.Bool
-	p.SetLockedHookForTest(func(context.Context) {
-		if first.CompareAndSwap(false, true) {
+	p.SetHookForTest(func(_ context.Context, stage string) {
+		if stage == "locked" && first.CompareAndSwap(false, true) {
 			close(held)
 			<-release
 		}
@@ -403,4 +403,55 @@ func TestSplitDuringApply(t *testing.T) {
 			t.Errorf("user's profile holds %v, want the %d user-only events", got, len(userOnly))
 		}
 	})
+}
+
+// TestOwnerMergedBeforeItIsLocked: on PostgreSQL a batch reads who owns its
+// identities before it locks those people. When another batch merges an
+// owner away in between, the first follows the merge to the surviving
+// profile (its locks taken again, in order) instead of starting over, and
+// its event lands there.
+func TestOwnerMergedBeforeItIsLocked(t *testing.T) {
+	db := openDB(t, sqlstore.Config{URL: testenv.PostgresURL(t)})
+	p := newProfiles(t, db)
+	ctx := context.Background()
+	apply(t, p,
+		ev("visit", cdp.Track, ids("anonymous_id", "anon")),
+		ev("user", cdp.Identify, ids("user_id", "user")),
+	)
+	user := find(t, p, cdp.UserID, "user")
+	paused, resume := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	p.SetHookForTest(func(_ context.Context, stage string) {
+		if stage == "owners read" && first.CompareAndSwap(false, true) {
+			close(paused)
+			<-resume
+		}
+	})
+	done := make(chan cdp.ApplyResult, 1)
+	errs := make(chan error, 1)
+	go func() {
+		res, err := p.Apply(ctx, []cdp.Event{ev("late", cdp.Track, ids("anonymous_id", "anon"), at(time.Hour))})
+		errs <- err
+		done <- res
+	}()
+	<-paused
+	// The visitor logs in: the anonymous profile merges into the user's
+	// while the first batch has read its owner but locked nothing yet.
+	res := apply(t, p, ev("login", cdp.Identify, ids("anonymous_id", "anon", "user_id", "user"), at(time.Minute)))
+	if res.Merges != 1 {
+		close(resume)
+		t.Fatalf("%d merges, want 1", res.Merges)
+	}
+	close(resume)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.Retries != 0 || r.Applied != 1 {
+		t.Errorf("the batch applied %d events after %d restarts; want 1 event, followed to the survivor without starting over", r.Applied, r.Retries)
+	}
+	got := timelineIDs(t, p, user)
+	slices.Sort(got)
+	if want := []string{"late", "login", "user", "visit"}; !slices.Equal(got, want) {
+		t.Errorf("the user's timeline holds %v, want %v", got, want)
+	}
 }
