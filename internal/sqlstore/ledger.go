@@ -71,12 +71,16 @@ func loadLedger(ctx context.Context, q querier, d dialect, p cdp.ProfileID) ([]c
 	return out, rows.Err()
 }
 
+// writesConsent says whether applying ev may append to its person's
+// consent ledger.
+func writesConsent(ev *cdp.Event) bool { return len(ev.Consent) > 0 || ev.GPC }
+
 // applyConsent appends the consent an event carried (already mapped to
 // purposes by the gateway) and, for a Sec-GPC request, the GPC opt-outs to
 // the profile's ledger, and puts every change of current state in the
 // outbox.
 func (a *applier) applyConsent(ctx context.Context, ev *cdp.Event, p cdp.ProfileID, dk *vault.DataKey) error {
-	if len(ev.Consent) == 0 && !ev.GPC {
+	if !writesConsent(ev) {
 		return nil
 	}
 	if err := a.ensureExclusive(ctx, p); err != nil {

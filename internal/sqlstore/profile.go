@@ -268,7 +268,7 @@ func (a *applier) blind(ws cdp.WorkspaceID, keys *vault.Keys, id cdp.Identity) s
 // excluded by the profile locks of lockOwners, a split by the graph lock.
 // Locks come before any profile lock, so none is waited for in a cycle.
 func (a *applier) lockNew(ctx context.Context, blinds map[cdp.WorkspaceID][]string) error {
-	if a.s.db.dialect.lockUpdate() == "" {
+	if !a.concurrent() {
 		return nil // one writer at a time: nothing changes under it
 	}
 	fresh := map[cdp.WorkspaceID][]string{}
@@ -418,7 +418,7 @@ func (a *applier) loadOwners(ctx context.Context, ws cdp.WorkspaceID, blinds []s
 // exclusive; apply still upgrades a lock the guess missed (ensureExclusive).
 func (a *applier) exclusiveOwners(events []cdp.Event, fresh []int) map[cdp.ProfileID]bool {
 	out := map[cdp.ProfileID]bool{}
-	if a.s.db.dialect.lockUpdate() == "" {
+	if !a.concurrent() {
 		return out
 	}
 	parent := map[string]string{}
@@ -480,7 +480,7 @@ func (a *applier) exclusiveOwners(events []cdp.Event, fresh []int) map[cdp.Profi
 		}
 	}
 	for n, i := range fresh {
-		if ev := &events[i]; heads[n] != "" && (len(ev.Consent) > 0 || ev.GPC || ev.Type == cdp.Group) {
+		if ev := &events[i]; heads[n] != "" && (writesConsent(ev) || ev.Type == cdp.Group) {
 			at(heads[n]).excl = true
 		}
 	}
@@ -504,7 +504,7 @@ func (a *applier) lockAllOwners(ctx context.Context, events []cdp.Event, fresh [
 	// owner merged away is rolled back, releasing its locks, and the
 	// next sweep takes them all again in order, so locks are never taken
 	// out of order and no tombstone stays locked.
-	sp := a.s.db.dialect.lockUpdate() != "" && len(a.owners) > 0
+	sp := a.concurrent() && len(a.owners) > 0
 	if sp {
 		if _, err := a.tx.ExecContext(ctx, `SAVEPOINT lock_owners`); err != nil {
 			return a.s.db.dialect.translate(err)
@@ -745,10 +745,21 @@ func (a *applier) ensureLive(ctx context.Context, p cdp.ProfileID) error {
 // upgraded here (on PostgreSQL, which resolves the rare deadlock this can
 // cause by failing one transaction, which is retried).
 func (a *applier) ensureExclusive(ctx context.Context, p cdp.ProfileID) error {
-	if a.exclusive[p] || a.newKeys[p] != nil || a.s.db.dialect.lockUpdate() == "" {
+	if a.alone(p) {
 		return a.ensureLive(ctx, p)
 	}
 	return a.lockOne(ctx, p)
+}
+
+// concurrent says whether other writers run beside this transaction
+// (PostgreSQL); SQLite runs one writer at a time.
+func (a *applier) concurrent() bool { return a.s.db.dialect.lockUpdate() != "" }
+
+// alone says whether no other transaction can write to profile p while
+// this one runs: one writer at a time, p held exclusively, or p created
+// here.
+func (a *applier) alone(p cdp.ProfileID) bool {
+	return !a.concurrent() || a.exclusive[p] || a.newKeys[p] != nil
 }
 
 // lockOne locks a profile exclusively and checks that it is live.
@@ -1043,7 +1054,7 @@ func (a *applier) flush(ctx context.Context, last bool) error {
 	a.pending = a.pending[:0]
 	var traits []traitRow
 	for p, byName := range a.traits {
-		if !last && !a.exclusive[p] && a.newKeys[p] == nil && a.s.db.dialect.lockUpdate() != "" {
+		if !last && !a.alone(p) {
 			continue
 		}
 		for _, r := range byName {

@@ -185,14 +185,7 @@ func TestBatchesSharePeopleTheyOnlyAppendTo(t *testing.T) {
 		ev("seed-v", cdp.Track, ids("anonymous_id", "v"))); err != nil {
 		t.Fatal(err)
 	}
-	held, release := make(chan struct{}), make(chan struct{})
-	var first atomic.Bool
-	p.SetHookForTest(func(_ context.Context, stage string) {
-		if stage == "locked" && first.CompareAndSwap(false, true) {
-			close(held)
-			<-release
-		}
-	})
+	held, release := pauseFirst(t, p, "locked")
 	heldDone := make(chan error, 1)
 	go func() { heldDone <- apply(ev("held", cdp.Track, ids("user_id", "u"), at(time.Second))) }()
 	<-held
@@ -209,7 +202,7 @@ func TestBatchesSharePeopleTheyOnlyAppendTo(t *testing.T) {
 			t.Fatal(err)
 		}
 	case <-time.After(10 * time.Second):
-		close(release)
+		release()
 		t.Fatal("a batch that only appends to the person waited for another batch naming them")
 	}
 	attach := done(ev("attach", cdp.Identify, ids("user_id", "u", "anonymous_id", "a1"), at(3*time.Second)))
@@ -221,7 +214,7 @@ func TestBatchesSharePeopleTheyOnlyAppendTo(t *testing.T) {
 		t.Fatalf("a batch merging into the person ran beside one holding them (err %v)", err)
 	case <-time.After(500 * time.Millisecond):
 	}
-	close(release)
+	release()
 	for name, c := range map[string]chan error{"held": heldDone, "attach": attach, "merge": merge} {
 		if err := <-c; err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -419,14 +412,7 @@ func TestOwnerMergedBeforeItIsLocked(t *testing.T) {
 		ev("user", cdp.Identify, ids("user_id", "user")),
 	)
 	user := find(t, p, cdp.UserID, "user")
-	paused, resume := make(chan struct{}), make(chan struct{})
-	var first atomic.Bool
-	p.SetHookForTest(func(_ context.Context, stage string) {
-		if stage == "owners read" && first.CompareAndSwap(false, true) {
-			close(paused)
-			<-resume
-		}
-	})
+	paused, resume := pauseFirst(t, p, "owners read")
 	done := make(chan cdp.ApplyResult, 1)
 	errs := make(chan error, 1)
 	go func() {
@@ -439,10 +425,10 @@ func TestOwnerMergedBeforeItIsLocked(t *testing.T) {
 	// while the first batch has read its owner but locked nothing yet.
 	res := apply(t, p, ev("login", cdp.Identify, ids("anonymous_id", "anon", "user_id", "user"), at(time.Minute)))
 	if res.Merges != 1 {
-		close(resume)
+		resume()
 		t.Fatalf("%d merges, want 1", res.Merges)
 	}
-	close(resume)
+	resume()
 	if err := <-errs; err != nil {
 		t.Fatal(err)
 	}
@@ -454,4 +440,22 @@ func TestOwnerMergedBeforeItIsLocked(t *testing.T) {
 	if want := []string{"late", "login", "user", "visit"}; !slices.Equal(got, want) {
 		t.Errorf("the user's timeline holds %v, want %v", got, want)
 	}
+}
+
+// pauseFirst makes the first Apply transaction to reach stage wait there:
+// paused is closed once it does, and resume lets it go on (also at the
+// test's end, so nothing stays blocked).
+func pauseFirst(t *testing.T, p *sqlstore.Profiles, stage string) (paused <-chan struct{}, resume func()) {
+	reached, gate := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	var once sync.Once
+	resume = func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(resume)
+	p.SetHookForTest(func(_ context.Context, s string) {
+		if s == stage && first.CompareAndSwap(false, true) {
+			close(reached)
+			<-gate
+		}
+	})
+	return reached, resume
 }
