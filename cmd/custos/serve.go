@@ -319,16 +319,17 @@ func keepAnalyzed(ctx context.Context, db *sqlstore.DB, log *slog.Logger) {
 }
 
 // pruneMessageIDs forgets message ids older than the deduplication window,
-// hourly.
+// every minute: a minute's worth at a time, in transactions of a few
+// thousand ids each, so processing never waits long behind it.
 func (s *server) pruneMessageIDs(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
+	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
-		n, err := s.db.Events().PruneMessageIDs(ctx, time.Now().Add(-s.cfg.DedupWindow))
+		n, err := s.db.Events().PruneMessageIDs(ctx, time.Now(), s.cfg.DedupWindow)
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("pruning message ids failed", "err", err)
 		} else if n > 0 {
-			s.log.Info("pruned message ids past the deduplication window", "count", n)
+			s.log.Debug("pruned message ids past the deduplication window", "count", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -69,7 +69,12 @@ type Event struct {
 	Timestamp         time.Time // when it happened, after clock-skew correction
 	OriginalTimestamp time.Time // the client's own clock, if it sent one
 	SentAt            time.Time // when the client sent it, if it said
-	ReceivedAt        time.Time // the server clock at the gateway
+	// ClientTime is the client's own time for the event exactly as it sent
+	// it (originalTimestamp, else timestamp), zero if it sent none. A retry
+	// resends the same value, so deduplication keys on it: message ids are
+	// then stored in the order they happen, not scattered by their hash.
+	ClientTime time.Time
+	ReceivedAt time.Time // the server clock at the gateway
 }
 
 // Identity returns the first identity of type t, if the event carries one.

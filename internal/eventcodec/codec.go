@@ -137,6 +137,7 @@ func Append(buf []byte, ev *cdp.Event) ([]byte, error) {
 	b = appendNanos(b, `,"ts":`, ev.Timestamp, false)
 	b = appendNanos(b, `,"ots":`, ev.OriginalTimestamp, true)
 	b = appendNanos(b, `,"sat":`, ev.SentAt, true)
+	b = appendNanos(b, `,"ct":`, ev.ClientTime, true)
 	b = appendNanos(b, `,"rat":`, ev.ReceivedAt, false)
 	return append(b, '}', '\n'), nil
 }
@@ -308,6 +309,8 @@ func DecodeOne(line []byte) (cdp.Event, error) {
 			good = decodeTime(v, &ev.OriginalTimestamp)
 		case "sat":
 			good = decodeTime(v, &ev.SentAt)
+		case "ct":
+			good = decodeTime(v, &ev.ClientTime)
 		case "rat":
 			good = decodeTime(v, &ev.ReceivedAt)
 		default:

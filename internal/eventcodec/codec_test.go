@@ -20,7 +20,7 @@ func TestRoundTrip(t *testing.T) {
 			IP: "1.2.3.4", GPC: true,
 			Consent: []cdp.ConsentSignal{{Vocabulary: cdp.ConsentMParticleGDPR, Key: "marketing", Purpose: "marketing",
 				Granted: false, Withdrawn: true, CollectedAt: at, Document: "v4", Location: "here", HardwareID: "hw"}},
-			Timestamp: at, OriginalTimestamp: at.Add(-time.Second), SentAt: at.Add(time.Second), ReceivedAt: at.Add(2 * time.Second),
+			Timestamp: at, OriginalTimestamp: at.Add(-time.Second), SentAt: at.Add(time.Second), ClientTime: at.Add(-time.Second), ReceivedAt: at.Add(2 * time.Second),
 		},
 		{MessageID: "m2", WorkspaceID: "ws", SourceID: "src", Format: cdp.FormatMParticle, Type: cdp.Alias, PreviousID: "old",
 			Identities: []cdp.Identity{{Type: cdp.UserID, Value: "u1"}}, Timestamp: at, ReceivedAt: at},

@@ -31,6 +31,7 @@ type record struct {
 	Timestamp     int64           `json:"ts"`
 	Original      int64           `json:"ots,omitempty"`
 	SentAt        int64           `json:"sat,omitempty"`
+	ClientTime    int64           `json:"ct,omitempty"`
 	ReceivedAt    int64           `json:"rat"`
 }
 
@@ -75,6 +76,7 @@ func decodeReference(line []byte) (cdp.Event, error) {
 		Timestamp:         fromNanos(r.Timestamp),
 		OriginalTimestamp: fromNanos(r.Original),
 		SentAt:            fromNanos(r.SentAt),
+		ClientTime:        fromNanos(r.ClientTime),
 		ReceivedAt:        fromNanos(r.ReceivedAt),
 	}
 	if len(r.Identities) > 0 {

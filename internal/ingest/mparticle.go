@@ -109,6 +109,7 @@ type mpBatchInfo struct {
 	ids         identities
 	ip          string
 	at          time.Time
+	clientAt    time.Time // the batch's timestamp as sent; zero if none
 	env         string
 	requestID   string
 	contextBase map[string]json.RawMessage
@@ -129,7 +130,7 @@ func decodeMParticleBatch(raw []byte, batchIndex *int, receivedAt time.Time, req
 	if b.Timestamp.bad {
 		return reject(codeInvalidTimestamp, "timestamp_unixtime_ms must be Unix milliseconds")
 	}
-	info.at = b.Timestamp.t
+	info.at, info.clientAt = b.Timestamp.t, b.Timestamp.t
 	if info.at.IsZero() {
 		info.at = receivedAt
 	}
@@ -368,7 +369,7 @@ func (b *mpBatchInfo) decodeEvent(index int, raw []byte) (cdp.Event, *cdp.Error)
 		ev.MessageID = newMessageID()
 	}
 	if !d.Timestamp.t.IsZero() {
-		ev.Timestamp = d.Timestamp.t
+		ev.Timestamp, ev.ClientTime = d.Timestamp.t, d.Timestamp.t
 	}
 	ev.Context = b.context(mpContext{EventType: e.EventType.s, CustomEventType: d.CustomEventType.s})
 	return ev, nil
@@ -390,6 +391,7 @@ func (b *mpBatchInfo) event(t cdp.EventType) cdp.Event {
 		Identities: slices.Clone(b.ids),
 		IP:         b.ip,
 		Timestamp:  b.at,
+		ClientTime: b.clientAt,
 		ReceivedAt: b.receivedAt,
 	}
 }

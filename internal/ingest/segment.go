@@ -359,6 +359,10 @@ func (m *segmentMessage) times(ev *cdp.Event, batchSentAt, receivedAt time.Time)
 		}
 	}
 	ev.OriginalTimestamp, ev.SentAt = m.OriginalTimestamp.t, m.SentAt.t
+	ev.ClientTime = ev.OriginalTimestamp
+	if ev.ClientTime.IsZero() {
+		ev.ClientTime = m.Timestamp.t
+	}
 	if ev.SentAt.IsZero() {
 		ev.SentAt = batchSentAt
 	}

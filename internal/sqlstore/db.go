@@ -46,6 +46,11 @@ type DB struct {
 	ckpt               *sql.DB
 	wal                *walSync
 	stopCkpt, ckptDone chan struct{}
+	// Deduplication: whether ids recorded before keys had a time may be
+	// left (legacyUnknown, legacyPresent, legacyGone), and the client time
+	// up to which pruning by client time is done.
+	legacyIDs  atomic.Int32
+	pruneFloor atomic.Int64
 }
 
 // cached reports whether a settings cache entry valid until until may be

@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -27,9 +29,63 @@ func messageHash(id string) []byte {
 	return h[:16]
 }
 
+// dedupKey is where a message id is recorded: the client's time for the
+// event (microseconds; clientTimeNone when it sent none, clientTimeLegacy
+// for ids recorded before keys had a time), the source and the id's hash.
 type dedupKey struct {
+	at     int64
 	source cdp.SourceID
 	hash   string
+}
+
+const (
+	clientTimeNone   int64 = 0
+	clientTimeLegacy int64 = -1
+)
+
+// clientTimeSlack is how far a client's time for an event may be from when
+// the event was received and still say when its id may be forgotten: ids
+// are pruned by client time once it is older than the window and this.
+// Ids further off (a device offline for a day, a clock set wrong) are
+// listed in message_ids_expiring and pruned by when they were received.
+const clientTimeSlack = time.Hour
+
+func keyOf(ev *cdp.Event) dedupKey {
+	at := clientTimeNone
+	if !ev.ClientTime.IsZero() && ev.ClientTime.UnixMicro() > 0 {
+		at = ev.ClientTime.UnixMicro()
+	}
+	return dedupKey{at, ev.SourceID, string(messageHash(ev.MessageID))}
+}
+
+// expires reports whether the id of ev, recorded under k, must be listed
+// to be pruned by its receipt rather than by its client time.
+func expires(ev *cdp.Event, k dedupKey) bool {
+	if k.at <= clientTimeNone {
+		return true
+	}
+	off := ev.ReceivedAt.Sub(ev.ClientTime)
+	return off > clientTimeSlack || off < -clientTimeSlack
+}
+
+func compareKeys(a, b dedupKey) int {
+	if a.at != b.at {
+		return cmpInt(a.at, b.at)
+	}
+	if c := strings.Compare(string(a.source), string(b.source)); c != 0 {
+		return c
+	}
+	return strings.Compare(a.hash, b.hash)
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // placeholders returns "$from, $from+1, ..." for n parameters.
@@ -141,46 +197,48 @@ func inSet[T ~string](d dialect, col string, from int, pgType string, vals []T) 
 // Rows go in in key order: on PostgreSQL a claim waits for another
 // transaction's uncommitted claim of the same id, and two batches sharing
 // ids (a log entry handed out twice) must not each wait for the other.
-func claimMessageIDs(ctx context.Context, tx querier, d dialect, events []cdp.Event) ([]int, error) {
+func claimMessageIDs(ctx context.Context, tx querier, db *DB, events []cdp.Event) ([]int, error) {
+	d := db.dialect
 	fresh := make([]int, 0, len(events))
 	keys := make([]dedupKey, len(events))
 	seen := make(map[dedupKey]bool, len(events))
 	for i := range events {
-		keys[i] = dedupKey{events[i].SourceID, string(messageHash(events[i].MessageID))}
+		keys[i] = keyOf(&events[i])
 		if !seen[keys[i]] {
 			seen[keys[i]] = true
 			fresh = append(fresh, i)
 		}
 	}
+	fresh, err := dropLegacy(ctx, tx, db, keys, fresh)
+	if err != nil {
+		return nil, err
+	}
 	sorted := slices.Clone(fresh)
-	slices.SortFunc(sorted, func(a, b int) int {
-		if c := strings.Compare(string(keys[a].source), string(keys[b].source)); c != 0 {
-			return c
-		}
-		return strings.Compare(keys[a].hash, keys[b].hash)
-	})
+	slices.SortFunc(sorted, func(a, b int) int { return compareKeys(keys[a], keys[b]) })
 	claimed := make(map[dedupKey]bool, len(fresh))
 	for start := 0; start < len(sorted); start += rowsPerStatement {
 		idx := sorted[start:min(start+rowsPerStatement, len(sorted))]
 		args := make([]any, 0, 3*len(idx))
 		for _, i := range idx {
-			args = append(args, events[i].SourceID, []byte(keys[i].hash), micros(events[i].ReceivedAt))
+			args = append(args, keys[i].at, events[i].SourceID, []byte(keys[i].hash))
 		}
-		rows, err := tx.QueryContext(ctx, `INSERT INTO message_ids (source_id, message_hash, received_at) VALUES `+rowsOf(len(idx), 3)+
-			` ON CONFLICT (source_id, message_hash) DO NOTHING RETURNING source_id, message_hash`, args...)
+		rows, err := tx.QueryContext(ctx, `INSERT INTO message_ids (client_time, source_id, message_hash) VALUES `+rowsOf(len(idx), 3)+
+			` ON CONFLICT (client_time, source_id, message_hash) DO NOTHING RETURNING client_time, source_id, message_hash`, args...)
 		if err != nil {
 			return nil, d.translate(err)
 		}
 		for rows.Next() {
 			var (
+				k    dedupKey
 				src  string
 				hash []byte
 			)
-			if err := rows.Scan(&src, &hash); err != nil {
+			if err := rows.Scan(&k.at, &src, &hash); err != nil {
 				rows.Close()
 				return nil, err
 			}
-			claimed[dedupKey{cdp.SourceID(src), string(hash)}] = true
+			k.source, k.hash = cdp.SourceID(src), string(hash)
+			claimed[k] = true
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -188,20 +246,216 @@ func claimMessageIDs(ctx context.Context, tx querier, d dialect, events []cdp.Ev
 		}
 	}
 	out := make([]int, 0, len(fresh))
+	var expiring [][]any
 	for _, i := range fresh {
 		if claimed[keys[i]] {
 			out = append(out, i)
 		}
 	}
+	for _, i := range sorted {
+		if claimed[keys[i]] && expires(&events[i], keys[i]) {
+			expiring = append(expiring, []any{keys[i].at, events[i].SourceID, []byte(keys[i].hash), micros(events[i].ReceivedAt)})
+		}
+	}
+	if err := insertRows(ctx, tx, d, "message_ids_expiring", []string{"client_time", "source_id", "message_hash", "received_at"}, expiring); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
-// PruneMessageIDs forgets message ids received before cutoff; a message
-// resent after that is applied again. It returns how many it forgot.
-func (s *Events) PruneMessageIDs(ctx context.Context, cutoff time.Time) (int64, error) {
-	res, err := s.db.wr().ExecContext(ctx, `DELETE FROM message_ids WHERE received_at < $1`, micros(cutoff))
-	if err != nil {
-		return 0, s.db.dialect.translate(err)
+// dropLegacy leaves out of fresh the events whose id was recorded before
+// ids were keyed by time, while any such id is still remembered.
+func dropLegacy(ctx context.Context, tx querier, db *DB, keys []dedupKey, fresh []int) ([]int, error) {
+	if db.legacyIDs.Load() == legacyGone || len(fresh) == 0 {
+		return fresh, nil
 	}
-	return res.RowsAffected()
+	if db.legacyIDs.Load() == legacyUnknown {
+		if left, err := db.legacyLeft(ctx, tx); err != nil || !left {
+			return fresh, err
+		}
+	}
+	bySource := map[cdp.SourceID][]string{}
+	for _, i := range fresh {
+		bySource[keys[i].source] = append(bySource[keys[i].source], keys[i].hash)
+	}
+	known := map[dedupKey]bool{}
+	for src, hashes := range bySource {
+		for start := 0; start < len(hashes); start += rowsPerStatement {
+			cond, args := inSet(db.dialect, "message_hash", 2, "bytea", hashes[start:min(start+rowsPerStatement, len(hashes))])
+			rows, err := tx.QueryContext(ctx, `SELECT message_hash FROM message_ids WHERE client_time = -1 AND source_id = $1 AND `+cond, append([]any{src}, args...)...)
+			if err != nil {
+				return nil, db.dialect.translate(err)
+			}
+			for rows.Next() {
+				var h []byte
+				if err := rows.Scan(&h); err != nil {
+					rows.Close()
+					return nil, err
+				}
+				known[dedupKey{clientTimeLegacy, src, string(h)}] = true
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, db.dialect.translate(err)
+			}
+		}
+	}
+	if len(known) == 0 {
+		return fresh, nil
+	}
+	return slices.DeleteFunc(fresh, func(i int) bool {
+		return known[dedupKey{clientTimeLegacy, keys[i].source, keys[i].hash}]
+	}), nil
+}
+
+// Whether ids recorded before keys had a time may still be remembered
+// (DB.legacyIDs): claims look them up until none is left.
+const (
+	legacyUnknown int32 = iota
+	legacyPresent
+	legacyGone
+)
+
+// Rows pruned per transaction: the writer (SQLite has one) is never held
+// for long, and processing goes on between them.
+const (
+	pruneRangeChunk    = 10000
+	pruneExpiringChunk = 1000
+)
+
+// PruneMessageIDs forgets the message ids received more than window
+// before now, and returns how many it forgot; a message resent after that
+// is applied again. Ids with a client time close to their receipt are
+// dropped by whole ranges of client time (older than window and
+// clientTimeSlack); the others, listed in message_ids_expiring, by when
+// they were received. It works in transactions of a few thousand rows.
+func (s *Events) PruneMessageIDs(ctx context.Context, now time.Time, window time.Duration) (int64, error) {
+	db := s.db
+	cut := micros(now.Add(-window))
+	var total int64
+	for {
+		n, err := s.pruneExpiring(ctx, cut)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < pruneExpiringChunk {
+			break
+		}
+	}
+	rangeCut := micros(now.Add(-window - clientTimeSlack))
+	for {
+		n, done, err := s.pruneRange(ctx, rangeCut)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if done {
+			break
+		}
+	}
+	if db.legacyIDs.Load() != legacyGone {
+		if _, err := db.legacyLeft(ctx, db.wr()); err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// legacyLeft reports, and notes in db.legacyIDs, whether any id recorded
+// before keys had a time is still remembered.
+func (db *DB) legacyLeft(ctx context.Context, q querier) (bool, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM message_ids WHERE client_time = -1 LIMIT 1) AS l`).Scan(&n)
+	if err != nil {
+		return false, db.dialect.translate(err)
+	}
+	if n == 0 {
+		db.legacyIDs.Store(legacyGone)
+	} else {
+		db.legacyIDs.Store(legacyPresent)
+	}
+	return n > 0, nil
+}
+
+// pruneExpiring forgets up to pruneExpiringChunk listed ids received
+// before cut, the longest known first.
+func (s *Events) pruneExpiring(ctx context.Context, cut int64) (int64, error) {
+	var n int64
+	err := s.db.tx(ctx, func(tx querier) error {
+		rows, err := tx.QueryContext(ctx, `SELECT client_time, source_id, message_hash FROM message_ids_expiring
+			WHERE received_at < $1 ORDER BY received_at LIMIT $2`, cut, pruneExpiringChunk)
+		if err != nil {
+			return err
+		}
+		var keys [][]any
+		for rows.Next() {
+			var (
+				at   int64
+				src  string
+				hash []byte
+			)
+			if err := rows.Scan(&at, &src, &hash); err != nil {
+				rows.Close()
+				return err
+			}
+			keys = append(keys, []any{at, src, hash})
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			for _, table := range []string{"message_ids", "message_ids_expiring"} {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE client_time = $1 AND source_id = $2 AND message_hash = $3`, k...); err != nil {
+					return err
+				}
+			}
+		}
+		n = int64(len(keys))
+		return nil
+	})
+	return n, s.db.dialect.translate(err)
+}
+
+// pruneRange forgets up to about pruneRangeChunk ids of client time
+// before cut that are not listed to expire by receipt, the oldest first,
+// and reports whether it reached cut. Ids up to DB.pruneFloor are already
+// done: those left there are listed, and no id goes in that far back
+// without being listed.
+func (s *Events) pruneRange(ctx context.Context, cut int64) (int64, bool, error) {
+	db := s.db
+	floor := max(db.pruneFloor.Load(), clientTimeNone)
+	if floor >= cut-1 {
+		return 0, true, nil
+	}
+	var (
+		n    int64
+		done bool
+	)
+	err := db.tx(ctx, func(tx querier) error {
+		bound := cut - 1
+		err := tx.QueryRowContext(ctx, `SELECT client_time FROM message_ids WHERE client_time > $1 AND client_time < $2
+			ORDER BY client_time LIMIT 1 OFFSET $3`, floor, cut, pruneRangeChunk-1).Scan(&bound)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			bound, done = cut-1, true
+		case err != nil:
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM message_ids WHERE client_time > $1 AND client_time <= $2
+			AND NOT EXISTS (SELECT 1 FROM message_ids_expiring e WHERE e.client_time = message_ids.client_time
+				AND e.source_id = message_ids.source_id AND e.message_hash = message_ids.message_hash)`, floor, bound)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		floor = bound
+		return err
+	})
+	if err != nil {
+		return 0, false, db.dialect.translate(err)
+	}
+	db.pruneFloor.Store(floor)
+	return n, done, nil
 }

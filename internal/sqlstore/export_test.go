@@ -2,7 +2,10 @@ package sqlstore
 
 import (
 	"context"
+	"io/fs"
 	"os"
+
+	"github.com/pressly/goose/v3"
 )
 
 // ExecForTest runs a statement on the write pool, so tests can play the
@@ -38,3 +41,18 @@ func (db *DB) SetLogSyncForTest(fn func(*os.File) error) uint64 {
 // SetHookForTest makes every Apply transaction run fn at its stages
 // "owners read" and "locked" (nil: nothing).
 func (s *Profiles) SetHookForTest(fn func(ctx context.Context, stage string)) { s.hook = fn }
+
+// MigrateDownToForTest undoes migrations down to version, so a test can
+// write rows as an older version did and then migrate them up.
+func (db *DB) MigrateDownToForTest(ctx context.Context, version int64) error {
+	fsys, err := fs.Sub(migrations, "migrations/"+db.dialect.name())
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(db.dialect.gooseDialect(), db.w, fsys)
+	if err != nil {
+		return err
+	}
+	_, err = p.DownTo(ctx, version)
+	return err
+}

@@ -172,7 +172,7 @@ func (a *applier) run(ctx context.Context, events []cdp.Event) error {
 	// Message ids next: claiming them needs no identity lock, so on
 	// PostgreSQL another batch naming the same people waits that much
 	// less.
-	fresh, err := claimMessageIDs(ctx, a.tx, a.s.db.dialect, events)
+	fresh, err := claimMessageIDs(ctx, a.tx, a.s.db, events)
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,11 @@ type Generator struct {
 	cfg  Config
 	rng  *rand.Rand
 	zipf *rand.Zipf
-	n    int
+	// clock draws how far each client's clock is behind its event's
+	// receipt; a stream of its own, so the people and events drawn stay
+	// the same whatever it draws.
+	clock *rand.Rand
+	n     int
 	// per person: the anonymous id of the current visit, whether they are
 	// in an anonymous visit that will end in a login, events left in it,
 	// whether they were seen, and whether they came back on a new device.
@@ -75,6 +79,7 @@ func New(cfg Config) *Generator {
 		cfg:      cfg,
 		rng:      rng,
 		zipf:     rand.NewZipf(rng, cfg.ZipfS, 1, uint64(cfg.People-1)),
+		clock:    rand.New(rand.NewPCG(cfg.Seed^0x5bd1e995, cfg.Seed)),
 		anon:     make([]uint32, cfg.People),
 		inVisit:  make([]bool, cfg.People),
 		visitLen: make([]uint8, cfg.People),
@@ -98,10 +103,18 @@ func (g *Generator) Next() (cdp.Event, bool) {
 	ev := cdp.Event{
 		MessageID:   "wl-" + strconv.FormatUint(g.cfg.Seed, 36) + "-" + strconv.Itoa(g.n),
 		WorkspaceID: g.cfg.Workspace, SourceID: g.cfg.Source, Format: cdp.FormatSegment,
-		Timestamp: at, ReceivedAt: at, IP: fmt.Sprintf("203.0.%d.%d", p%250, p%200),
+		ReceivedAt: at, IP: fmt.Sprintf("203.0.%d.%d", p%250, p%200),
 		Context: json.RawMessage(`{"library":{"name":"analytics.js","version":"5.2.0"},"userAgent":"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Safari/605.1.15"}`),
 	}
 	g.n++
+	// Clients send their own time for each event, a few seconds before it
+	// arrives; one event in fifty comes from a device that was offline for
+	// one to 48 hours.
+	lag := time.Duration(g.clock.IntN(5000)) * time.Millisecond
+	if g.clock.IntN(50) == 0 {
+		lag = time.Hour + time.Duration(g.clock.Int64N(int64(47*time.Hour)))
+	}
+	ev.OriginalTimestamp, ev.SentAt, ev.ClientTime, ev.Timestamp = at.Add(-lag), at, at.Add(-lag), at.Add(-lag)
 	user := cdp.Identity{Type: cdp.UserID, Value: "user-" + strconv.Itoa(p)}
 	anon := cdp.Identity{Type: cdp.AnonymousID, Value: fmt.Sprintf("anon-%d-%d", p, g.anon[p])}
 
