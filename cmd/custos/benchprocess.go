@@ -35,6 +35,8 @@ func benchProcessingCommand(ctx context.Context, args []string, stdout, stderr i
 	batch := fs.Int("batch", 250, "events per batch (a log entry)")
 	workers := fs.Int("workers", 2, "batches applied at once")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here")
+	backlog := fs.Int("dedup-backlog", 0, "message ids recorded before the run, spread over the week before it as steady earlier traffic leaves them; "+
+		"after the run the oldest fifth is pruned while one-event batches are timed")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -68,7 +70,17 @@ func benchProcessingCommand(ctx context.Context, args []string, stdout, stderr i
 		return err
 	}
 	profiles := sqlstore.NewProfiles(db, v)
-	gen := workload.New(workload.Config{People: *people, Events: *events, Journeys: *journeys, Seed: 1, Workspace: wss[0].ID, Source: "src_bench"})
+	const source = cdp.SourceID("src_bench")
+	runStart := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	gen := workload.New(workload.Config{People: *people, Events: *events, Journeys: *journeys, Seed: 1, Start: runStart, Workspace: wss[0].ID, Source: source})
+	const window = 7 * 24 * time.Hour
+	if *backlog > 0 {
+		t0 := time.Now()
+		if err := db.Events().Backfill(ctx, source, *backlog, runStart.Add(-window), runStart); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "%d message ids recorded beforehand in %s\n", *backlog, time.Since(t0).Round(time.Millisecond))
+	}
 
 	batches := make(chan []cdp.Event, *workers*2)
 	go func() {
@@ -145,8 +157,7 @@ func benchProcessingCommand(ctx context.Context, args []string, stdout, stderr i
 	if firstErr != nil {
 		return firstErr
 	}
-	slices.Sort(latencies)
-	pct := func(p float64) time.Duration { return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))] }
+	pct := percentiles(latencies)
 	if err := db.Checkpoint(ctx); err != nil {
 		return err
 	}
@@ -157,11 +168,78 @@ func benchProcessingCommand(ctx context.Context, args []string, stdout, stderr i
 	fmt.Fprintf(stdout, "database          %s\n", db.Dialect())
 	fmt.Fprintf(stdout, "events            %d applied in %s with %d workers, batches of %d\n", total.Applied, elapsed.Round(time.Millisecond), *workers, *batch)
 	fmt.Fprintf(stdout, "throughput        %.0f events/s\n", float64(total.Applied)/elapsed.Seconds())
-	fmt.Fprintf(stdout, "batch latency     p50 %s  p99 %s  max %s\n", pct(0.5).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), latencies[len(latencies)-1].Round(time.Microsecond))
+	fmt.Fprintf(stdout, "batch latency     p50 %s  p99 %s  max %s\n", pct(0.5).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), pct(1).Round(time.Microsecond))
 	fmt.Fprintf(stdout, "identity graph    %d profiles created, %d merges, %d identities dropped by the rules\n", total.ProfilesCreated, total.Merges, total.DroppedIdentities)
 	fmt.Fprintf(stdout, "retries           %d batches started over (a concurrent change to the people they name, or a busy database)\n", total.Retries)
 	fmt.Fprintf(stdout, "storage           %.1f MiB (%.1f MiB per million events)\n", float64(size)/(1<<20), float64(size)/(1<<20)/(float64(total.Applied)/1e6))
+	if *backlog > 0 {
+		fmt.Fprintf(stdout, "                  (the ids recorded beforehand included)\n")
+		return benchPrune(ctx, db, profiles, wss[0].ID, source, runStart.Add(-window), window, stdout)
+	}
 	return nil
+}
+
+// benchPrune prunes the oldest fifth of the ids recorded before the run
+// (those with a client time: by range; the others by receipt) while
+// one-event batches are applied every 20 ms, and reports how long pruning
+// took and how long those batches waited meanwhile.
+func benchPrune(ctx context.Context, db *sqlstore.DB, profiles *sqlstore.Profiles, ws cdp.WorkspaceID, source cdp.SourceID, from time.Time, window time.Duration, stdout io.Writer) error {
+	var (
+		latencies []time.Duration
+		probeErr  error
+		wg        sync.WaitGroup
+	)
+	stop := make(chan struct{})
+	wg.Go(func() {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			now := time.Now()
+			ev := cdp.Event{MessageID: fmt.Sprintf("probe-%d", i), WorkspaceID: ws, SourceID: source, Format: cdp.FormatSegment,
+				Type: cdp.Track, Name: "Probe", Identities: []cdp.Identity{{Type: cdp.UserID, Value: "probe"}},
+				Timestamp: now, ClientTime: now, ReceivedAt: now}
+			if _, err := profiles.Apply(ctx, []cdp.Event{ev}); err != nil {
+				probeErr = err
+				return
+			}
+			latencies = append(latencies, time.Since(now))
+		}
+	})
+	time.Sleep(500 * time.Millisecond)
+	t0 := time.Now()
+	n, err := db.Events().PruneMessageIDs(ctx, from.Add(window+time.Hour+window/5), window)
+	took := time.Since(t0)
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	if probeErr != nil {
+		return probeErr
+	}
+	pct := percentiles(latencies)
+	fmt.Fprintf(stdout, "pruning           %d ids in %s (%.0f/s); one-event batches meanwhile: %d, p50 %s  p99 %s  max %s\n",
+		n, took.Round(time.Millisecond), float64(n)/took.Seconds(), len(latencies),
+		pct(0.5).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), pct(1).Round(time.Microsecond))
+	return nil
+}
+
+// percentiles sorts ds and returns its p-quantile function (p = 1: the
+// largest).
+func percentiles(ds []time.Duration) func(p float64) time.Duration {
+	slices.Sort(ds)
+	return func(p float64) time.Duration {
+		if len(ds) == 0 {
+			return 0
+		}
+		return ds[min(len(ds)-1, int(p*float64(len(ds))))]
+	}
 }
 
 // storageSize is the bytes the database takes on disk.

@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -378,42 +380,27 @@ func (db *DB) legacyLeft(ctx context.Context, q querier) (bool, error) {
 	return n > 0, nil
 }
 
-// pruneExpiring forgets up to pruneExpiringChunk listed ids received
+// pruneExpiring forgets about pruneExpiringChunk listed ids received
 // before cut, the longest known first.
 func (s *Events) pruneExpiring(ctx context.Context, cut int64) (int64, error) {
 	var n int64
 	err := s.db.tx(ctx, func(tx querier) error {
-		rows, err := tx.QueryContext(ctx, `SELECT client_time, source_id, message_hash FROM message_ids_expiring
-			WHERE received_at < $1 ORDER BY received_at LIMIT $2`, cut, pruneExpiringChunk)
+		bound := cut - 1
+		err := tx.QueryRowContext(ctx, `SELECT received_at FROM message_ids_expiring WHERE received_at < $1
+			ORDER BY received_at LIMIT 1 OFFSET $2`, cut, pruneExpiringChunk-1).Scan(&bound)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM message_ids WHERE (client_time, source_id, message_hash) IN
+			(SELECT client_time, source_id, message_hash FROM message_ids_expiring WHERE received_at <= $1)`, bound); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM message_ids_expiring WHERE received_at <= $1`, bound)
 		if err != nil {
 			return err
 		}
-		var keys [][]any
-		for rows.Next() {
-			var (
-				at   int64
-				src  string
-				hash []byte
-			)
-			if err := rows.Scan(&at, &src, &hash); err != nil {
-				rows.Close()
-				return err
-			}
-			keys = append(keys, []any{at, src, hash})
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for _, k := range keys {
-			for _, table := range []string{"message_ids", "message_ids_expiring"} {
-				if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE client_time = $1 AND source_id = $2 AND message_hash = $3`, k...); err != nil {
-					return err
-				}
-			}
-		}
-		n = int64(len(keys))
-		return nil
+		n, err = res.RowsAffected()
+		return err
 	})
 	return n, s.db.dialect.translate(err)
 }
@@ -444,8 +431,9 @@ func (s *Events) pruneRange(ctx context.Context, cut int64) (int64, bool, error)
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM message_ids WHERE client_time > $1 AND client_time <= $2
-			AND NOT EXISTS (SELECT 1 FROM message_ids_expiring e WHERE e.client_time = message_ids.client_time
-				AND e.source_id = message_ids.source_id AND e.message_hash = message_ids.message_hash)`, floor, bound)
+			AND NOT EXISTS (SELECT 1 FROM message_ids_expiring e WHERE e.client_time > $1 AND e.client_time <= $2
+				AND e.client_time = message_ids.client_time AND e.source_id = message_ids.source_id
+				AND e.message_hash = message_ids.message_hash)`, floor, bound)
 		if err != nil {
 			return err
 		}
@@ -458,4 +446,38 @@ func (s *Events) pruneRange(ctx context.Context, cut int64) (int64, bool, error)
 	}
 	db.pruneFloor.Store(floor)
 	return n, done, nil
+}
+
+// Backfill records n made-up message ids of source, received evenly from
+// from to to, in transactions of 10,000: what a deduplication window full
+// of earlier traffic holds, for benchmarks. One in fifty has no client
+// time, as from a client that sent none.
+func (s *Events) Backfill(ctx context.Context, source cdp.SourceID, n int, from, to time.Time) error {
+	const chunk = 10000
+	step := to.Sub(from) / time.Duration(max(n, 1))
+	var hash [8]byte
+	for start := 0; start < n; start += chunk {
+		var timed, expiring [][]any
+		for i := start; i < min(start+chunk, n); i++ {
+			at := from.Add(time.Duration(i) * step)
+			binary.BigEndian.PutUint64(hash[:], uint64(i))
+			h := messageHash("backfill-" + hex.EncodeToString(hash[:]))
+			if i%50 == 0 {
+				expiring = append(expiring, []any{clientTimeNone, source, h, micros(at)})
+				timed = append(timed, []any{clientTimeNone, source, h})
+				continue
+			}
+			timed = append(timed, []any{micros(at), source, h})
+		}
+		err := s.db.tx(ctx, func(tx querier) error {
+			if err := insertRows(ctx, tx, s.db.dialect, "message_ids", []string{"client_time", "source_id", "message_hash"}, timed); err != nil {
+				return err
+			}
+			return insertRows(ctx, tx, s.db.dialect, "message_ids_expiring", []string{"client_time", "source_id", "message_hash", "received_at"}, expiring)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -31,6 +31,7 @@ INSERT INTO message_ids_expiring (client_time, source_id, message_hash, received
     SELECT -1, source_id, message_hash, received_at FROM message_ids;
 DROP TABLE message_ids;
 ALTER TABLE message_ids_by_time RENAME TO message_ids;
+ALTER TABLE message_ids RENAME CONSTRAINT message_ids_by_time_pkey TO message_ids_pkey;
 
 -- +goose Down
 CREATE TABLE message_ids_by_hash (
@@ -47,4 +48,5 @@ INSERT INTO message_ids_by_hash (source_id, message_hash, received_at)
 DROP TABLE message_ids_expiring;
 DROP TABLE message_ids;
 ALTER TABLE message_ids_by_hash RENAME TO message_ids;
+ALTER TABLE message_ids RENAME CONSTRAINT message_ids_by_hash_pkey TO message_ids_pkey;
 CREATE INDEX message_ids_received_at ON message_ids (received_at);
