@@ -3,9 +3,9 @@ package sqlstore
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
