@@ -137,7 +137,9 @@ func Append(buf []byte, ev *cdp.Event) ([]byte, error) {
 	b = appendNanos(b, `,"ts":`, ev.Timestamp, false)
 	b = appendNanos(b, `,"ots":`, ev.OriginalTimestamp, true)
 	b = appendNanos(b, `,"sat":`, ev.SentAt, true)
-	b = appendNanos(b, `,"ct":`, ev.ClientTime, true)
+	// Always written, 0 for none: an entry without it is from a version
+	// that did not record it (see DecodeOne).
+	b = appendNanos(b, `,"ct":`, ev.ClientTime, false)
 	b = appendNanos(b, `,"rat":`, ev.ReceivedAt, false)
 	return append(b, '}', '\n'), nil
 }
@@ -259,8 +261,9 @@ func Decode(data []byte) ([]cdp.Event, error) {
 // a field empty, as with encoding/json; field names must match exactly.
 func DecodeOne(line []byte) (cdp.Event, error) {
 	var (
-		ev  cdp.Event
-		bad string
+		ev    cdp.Event
+		bad   string
+		hasCT bool
 	)
 	ok := jsonscan.EachMember(line, func(k, v []byte) {
 		if bad != "" {
@@ -310,7 +313,7 @@ func DecodeOne(line []byte) (cdp.Event, error) {
 		case "sat":
 			good = decodeTime(v, &ev.SentAt)
 		case "ct":
-			good = decodeTime(v, &ev.ClientTime)
+			good, hasCT = decodeTime(v, &ev.ClientTime), true
 		case "rat":
 			good = decodeTime(v, &ev.ReceivedAt)
 		default:
@@ -332,7 +335,25 @@ func DecodeOne(line []byte) (cdp.Event, error) {
 	if len(ev.Consent) == 0 {
 		ev.Consent = nil
 	}
+	if !hasCT {
+		ev.ClientTime = olderClientTime(&ev)
+	}
 	return ev, nil
+}
+
+// olderClientTime is the client time of an entry written before entries
+// recorded it, worked out as the gateway now works it out, so that a retry
+// of the message through a newer gateway is still found: the client's own
+// originalTimestamp, else the event time unless the gateway gave it (it
+// then equals the receipt, to the nanosecond).
+func olderClientTime(ev *cdp.Event) time.Time {
+	switch {
+	case !ev.OriginalTimestamp.IsZero():
+		return ev.OriginalTimestamp
+	case !ev.Timestamp.Equal(ev.ReceivedAt):
+		return ev.Timestamp
+	}
+	return time.Time{}
 }
 
 // The decode helpers leave dst as it is for null, as encoding/json does,

@@ -1,8 +1,10 @@
 package eventcodec
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
+	"regexp"
 	"testing"
 	"time"
 
@@ -67,5 +69,53 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestClientTimeOfOlderEntries: an entry written before entries recorded
+// the client's time gets the time the gateway now gives such a message, so
+// a retry of it through a newer gateway has the same deduplication key; a
+// newer entry keeps what it recorded, none included.
+func TestClientTimeOfOlderEntries(t *testing.T) {
+	rat := time.Date(2026, 11, 28, 12, 0, 0, 123456789, time.UTC)
+	given := time.Date(2026, 11, 28, 11, 59, 58, 0, time.UTC)
+	for _, c := range []struct {
+		name string
+		ev   cdp.Event
+		want time.Time
+	}{
+		{"originalTimestamp", cdp.Event{OriginalTimestamp: given.Add(-time.Second), Timestamp: rat.Add(-time.Second), SentAt: rat}, given.Add(-time.Second)},
+		{"timestamp as given", cdp.Event{Timestamp: given}, given},
+		{"timestamp the gateway gave", cdp.Event{Timestamp: rat}, time.Time{}},
+	} {
+		ev := c.ev
+		ev.MessageID, ev.WorkspaceID, ev.SourceID, ev.Type, ev.ReceivedAt = "m", "ws", "src", cdp.Track, rat
+		line, err := Append(nil, &ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(line, []byte(`,"ct":`)) {
+			t.Fatalf("%s: the client time is not written when zero: %s", c.name, line)
+		}
+		older := regexp.MustCompile(`,"ct":-?[0-9]+`).ReplaceAll(line, nil)
+		for _, dec := range []struct {
+			name string
+			fn   func([]byte) (cdp.Event, error)
+		}{{"jsonscan", DecodeOne}, {"encoding-json", decodeReference}} {
+			got, err := dec.fn(older)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.ClientTime.Equal(c.want) {
+				t.Errorf("%s, %s: older entry's client time %v, want %v", c.name, dec.name, got.ClientTime, c.want)
+			}
+			got, err = dec.fn(line)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.ClientTime.Equal(ev.ClientTime) {
+				t.Errorf("%s, %s: client time %v, want what was recorded (%v)", c.name, dec.name, got.ClientTime, ev.ClientTime)
+			}
+		}
 	}
 }

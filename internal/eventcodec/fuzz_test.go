@@ -110,7 +110,7 @@ func FuzzDecodeOne(f *testing.F) {
 	})
 }
 
-var recordKeys = strings.Fields("mid ws src fmt t n ids prev grp tr dtr pr ctx int ip cs gpc ts ots sat rat v voc k p g w at doc loc hw")
+var recordKeys = strings.Fields("mid ws src fmt t n ids prev grp tr dtr pr ctx int ip cs gpc ts ots sat ct rat v voc k p g w at doc loc hw")
 
 // foldedKey reports whether any object key in data equals one of the
 // record's field names only when case is ignored.

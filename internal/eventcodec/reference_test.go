@@ -31,7 +31,7 @@ type record struct {
 	Timestamp     int64           `json:"ts"`
 	Original      int64           `json:"ots,omitempty"`
 	SentAt        int64           `json:"sat,omitempty"`
-	ClientTime    int64           `json:"ct,omitempty"`
+	ClientTime    *int64          `json:"ct"`
 	ReceivedAt    int64           `json:"rat"`
 }
 
@@ -76,8 +76,12 @@ func decodeReference(line []byte) (cdp.Event, error) {
 		Timestamp:         fromNanos(r.Timestamp),
 		OriginalTimestamp: fromNanos(r.Original),
 		SentAt:            fromNanos(r.SentAt),
-		ClientTime:        fromNanos(r.ClientTime),
 		ReceivedAt:        fromNanos(r.ReceivedAt),
+	}
+	if r.ClientTime != nil {
+		ev.ClientTime = fromNanos(*r.ClientTime)
+	} else {
+		ev.ClientTime = olderClientTime(&ev)
 	}
 	if len(r.Identities) > 0 {
 		ev.Identities = make([]cdp.Identity, len(r.Identities))

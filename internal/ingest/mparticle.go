@@ -362,7 +362,10 @@ func (b *mpBatchInfo) decodeEvent(index int, raw []byte) (cdp.Event, *cdp.Error)
 
 	switch {
 	case d.SourceMessageID != "":
+		// The event's own id: a sender may resend it in another batch,
+		// with another batch timestamp, so only its own time keys it.
 		ev.MessageID = string(d.SourceMessageID)
+		ev.ClientTime = time.Time{}
 	case b.requestID != "":
 		ev.MessageID = b.requestID + ":" + strconv.Itoa(index)
 	default:

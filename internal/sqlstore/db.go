@@ -77,6 +77,9 @@ type dialect interface {
 	// graphs as a whole: Apply holds them shared, Split exclusively
 	// (SQLite: nothing to take).
 	lockGraph(ctx context.Context, q querier, wss []cdp.WorkspaceID, exclusive bool) error
+	// pruneTurn reports whether this transaction may prune message ids,
+	// which one transaction at a time does; SQLite has one writer anyway.
+	pruneTurn(ctx context.Context, q querier) (bool, error)
 	// lockProfiles locks profiles, which the caller sorted, one after the
 	// other in that order, each exclusively where exclusive says so and
 	// shared otherwise, and reads their state. SQLite only reads.
@@ -271,6 +274,7 @@ func (db *DB) Migrate(ctx context.Context, log *slog.Logger) error {
 	for _, r := range results {
 		log.Info("migration applied", "version", r.Source.Version, "duration", r.Duration)
 	}
+	db.legacyIDs.Store(legacyUnknown)
 	return nil
 }
 

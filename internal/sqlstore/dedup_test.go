@@ -57,6 +57,9 @@ func TestMessageIDsRememberedForTheWindow(t *testing.T) {
 			sent("no-time", time.Time{}, t0),
 			sent("offline", t0.Add(-30*time.Hour), t0),
 			sent("ahead", t0.Add(5*time.Hour), t0),
+			// Within the hour of slack either way: pruned by client time.
+			sent("slow-clock", t0.Add(-59*time.Minute), t0),
+			sent("fast-clock", t0.Add(59*time.Minute), t0),
 		}
 		if n := applied(t, p, first...); n != len(first) {
 			t.Fatalf("applied %d of %d new messages", n, len(first))
@@ -92,15 +95,15 @@ func TestMessageIDsRememberedForTheWindow(t *testing.T) {
 		if n := applied(t, p, sent("late", late.ClientTime, late.ReceivedAt.Add(time.Minute))); n != 0 {
 			t.Fatal("late message's retry applied again")
 		}
-		// Past the window and the slack every first copy is forgotten, and
-		// the late one is still remembered.
-		if n := prune(t, db, t0.Add(window+time.Hour+time.Minute), window); n != int64(len(first)) {
+		// At most two hours past the window every first copy is forgotten,
+		// and the late one is still remembered.
+		if n := prune(t, db, t0.Add(window+2*time.Hour+time.Minute), window); n != int64(len(first)) {
 			t.Errorf("pruned %d ids past the window, want %d", n, len(first))
 		}
 		if n := applied(t, p, sent("late", late.ClientTime, late.ReceivedAt.Add(2*time.Hour))); n != 0 {
 			t.Fatal("late message forgotten inside its window")
 		}
-		if n := applied(t, p, retries(window+time.Hour+2*time.Minute)...); n != len(first) {
+		if n := applied(t, p, retries(window+2*time.Hour+2*time.Minute)...); n != len(first) {
 			t.Fatalf("%d of %d messages applied again past the window", n, len(first))
 		}
 	})
@@ -112,17 +115,27 @@ func TestManyMessageIDsPruned(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *sqlstore.DB) {
 		p := newProfiles(t, db)
 		const window, old, recent = time.Hour, 25000, 300
-		batch := make([]cdp.Event, 0, 1000)
-		for i := range old + recent {
+		// bulk is message i as first sent: the old ones 0 to 25 s after t0,
+		// the recent ones three hours later, one in ten without a client
+		// time; one in ten recent ones from a device offline for two days,
+		// whose client time lies among the old ones.
+		bulk := func(i int) cdp.Event {
 			at := t0.Add(time.Duration(i) * time.Millisecond)
 			if i >= old {
 				at = t0.Add(3 * time.Hour)
 			}
 			e := sent("bulk-"+strconv.Itoa(i), at, at)
-			if i%10 == 0 {
-				e.ClientTime = time.Time{} // pruned by receipt
+			switch {
+			case i%10 == 0:
+				e.ClientTime = time.Time{}
+			case i%10 == 1 && i >= old:
+				e.ClientTime = t0.Add(time.Duration(i-old) * time.Millisecond)
 			}
-			batch = append(batch, e)
+			return e
+		}
+		batch := make([]cdp.Event, 0, 1000)
+		for i := range old + recent {
+			batch = append(batch, bulk(i))
 			if len(batch) == cap(batch) || i == old+recent-1 {
 				if res := apply(t, p, batch...); res.Applied != len(batch) {
 					t.Fatalf("applied %d of %d", res.Applied, len(batch))
@@ -133,20 +146,35 @@ func TestManyMessageIDsPruned(t *testing.T) {
 		if n := prune(t, db, t0.Add(3*time.Hour), window); n != old {
 			t.Errorf("pruned %d ids, want %d", n, old)
 		}
-		resent := sent("bulk-"+strconv.Itoa(old+1), t0.Add(3*time.Hour), t0.Add(3*time.Hour+time.Second))
-		if n := applied(t, p, resent, sent("bulk-0", time.Time{}, t0.Add(3*time.Hour))); n != 1 {
-			t.Errorf("applied %d, want only the forgotten one", n)
+		var resent []cdp.Event
+		for i := old; i < old+recent; i++ {
+			e := bulk(i)
+			e.ReceivedAt = e.ReceivedAt.Add(time.Second)
+			resent = append(resent, e)
+		}
+		if res := apply(t, p, resent...); res.Applied != 0 {
+			t.Errorf("%d of %d newer messages applied again", res.Applied, recent)
+		}
+		if res := apply(t, p, bulk(0), bulk(1)); res.Applied != 2 {
+			t.Errorf("applied %d of 2 forgotten messages", res.Applied)
 		}
 	})
 }
 
 // TestMessageIDsFromBeforeTimeKeys: ids recorded by the previous version
-// (keyed by hash alone) are migrated and still catch a retry, whatever
-// client time the retry carries, until they leave the window.
+// (keyed by hash alone) still catch a retry, whatever client time the
+// retry carries, until they leave the window; ids recorded by this version
+// survive going back to the previous one and up again, remembered at
+// least as long.
 func TestMessageIDsFromBeforeTimeKeys(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
 		p := newProfiles(t, db)
+		const window = 24 * time.Hour
+		timed, none := sent("v7-timed", t0.Add(-time.Second), t0), sent("v7-none", time.Time{}, t0)
+		if n := applied(t, p, timed, none); n != 2 {
+			t.Fatal("messages not applied")
+		}
 		if err := db.MigrateDownToForTest(ctx, 6); err != nil {
 			t.Fatalf("migrate down: %v", err)
 		}
@@ -158,17 +186,27 @@ func TestMessageIDsFromBeforeTimeKeys(t *testing.T) {
 		if err := db.Migrate(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 			t.Fatalf("migrate up: %v", err)
 		}
-		if n := applied(t, p, sent("legacy-1", t0.Add(-time.Second), t0.Add(time.Hour)), sent("legacy-1", time.Time{}, t0.Add(time.Hour))); n != 0 {
-			t.Fatalf("%d retries of a message recorded before the migration applied", n)
+		later := t0.Add(time.Hour)
+		if n := applied(t, p, sent("legacy-1", t0.Add(-time.Second), later), sent("legacy-1", time.Time{}, later),
+			sent("v7-timed", timed.ClientTime, later), sent("v7-none", time.Time{}, later)); n != 0 {
+			t.Fatalf("%d retries of messages recorded before the migrations applied", n)
 		}
-		if n := applied(t, p, sent("legacy-2", t0.Add(-time.Second), t0.Add(time.Hour))); n != 1 {
+		if n := applied(t, p, sent("new-1", later.Add(-time.Second), later)); n != 1 {
 			t.Fatal("new message not applied")
 		}
-		if n := prune(t, db, t0.Add(24*time.Hour+time.Minute), 24*time.Hour); n != 1 {
-			t.Errorf("pruned %d, want the migrated id", n)
+		// Received at t0: forgotten a window later. v7-timed went down
+		// without its receipt and is kept an hour past its client time.
+		if n := prune(t, db, t0.Add(window+time.Minute), window); n != 2 {
+			t.Errorf("pruned %d, want legacy-1 and v7-none", n)
 		}
-		if n := applied(t, p, sent("legacy-1", t0.Add(-time.Second), t0.Add(25*time.Hour))); n != 1 {
-			t.Fatal("a message recorded before the migration is remembered past the window")
+		if n := applied(t, p, sent("v7-timed", timed.ClientTime, t0.Add(window+2*time.Minute))); n != 0 {
+			t.Error("v7-timed forgotten inside its window after going down and up")
+		}
+		if n := applied(t, p, sent("legacy-1", t0.Add(-time.Second), t0.Add(window+2*time.Minute)), sent("v7-none", time.Time{}, t0.Add(window+2*time.Minute))); n != 2 {
+			t.Fatalf("%d of 2 messages recorded before the migration applied again past the window", n)
+		}
+		if n := prune(t, db, t0.Add(window+time.Hour+time.Minute), window); n != 1 {
+			t.Errorf("pruned %d, want v7-timed", n)
 		}
 	})
 }

@@ -32,18 +32,15 @@ func messageHash(id string) []byte {
 }
 
 // dedupKey is where a message id is recorded: the client's time for the
-// event (microseconds; clientTimeNone when it sent none, clientTimeLegacy
-// for ids recorded before keys had a time), the source and the id's hash.
+// event (microseconds; clientTimeNone when it sent none), the source and
+// the id's hash.
 type dedupKey struct {
 	at     int64
 	source cdp.SourceID
 	hash   string
 }
 
-const (
-	clientTimeNone   int64 = 0
-	clientTimeLegacy int64 = -1
-)
+const clientTimeNone int64 = 0
 
 // clientTimeSlack is how far a client's time for an event may be from when
 // the event was received and still say when its id may be forgotten: ids
@@ -259,8 +256,18 @@ func claimMessageIDs(ctx context.Context, tx querier, db *DB, events []cdp.Event
 			expiring = append(expiring, []any{keys[i].at, events[i].SourceID, []byte(keys[i].hash), micros(events[i].ReceivedAt)})
 		}
 	}
-	if err := insertRows(ctx, tx, d, "message_ids_expiring", []string{"client_time", "source_id", "message_hash", "received_at"}, expiring); err != nil {
-		return nil, err
+	// A listing left behind without its id (which pruning never leaves)
+	// must not fail every later claim of that id: it is taken over.
+	for start := 0; start < len(expiring); start += rowsPerStatement {
+		chunk := expiring[start:min(start+rowsPerStatement, len(expiring))]
+		args := make([]any, 0, 4*len(chunk))
+		for _, r := range chunk {
+			args = append(args, r...)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO message_ids_expiring (client_time, source_id, message_hash, received_at) VALUES `+
+			rowsOf(len(chunk), 4)+` ON CONFLICT (client_time, source_id, message_hash) DO UPDATE SET received_at = excluded.received_at`, args...); err != nil {
+			return nil, d.translate(err)
+		}
 	}
 	return out, nil
 }
@@ -284,7 +291,7 @@ func dropLegacy(ctx context.Context, tx querier, db *DB, keys []dedupKey, fresh 
 	for src, hashes := range bySource {
 		for start := 0; start < len(hashes); start += rowsPerStatement {
 			cond, args := inSet(db.dialect, "message_hash", 2, "bytea", hashes[start:min(start+rowsPerStatement, len(hashes))])
-			rows, err := tx.QueryContext(ctx, `SELECT message_hash FROM message_ids WHERE client_time = -1 AND source_id = $1 AND `+cond, append([]any{src}, args...)...)
+			rows, err := tx.QueryContext(ctx, `SELECT message_hash FROM message_ids_legacy WHERE source_id = $1 AND `+cond, append([]any{src}, args...)...)
 			if err != nil {
 				return nil, db.dialect.translate(err)
 			}
@@ -294,7 +301,7 @@ func dropLegacy(ctx context.Context, tx querier, db *DB, keys []dedupKey, fresh 
 					rows.Close()
 					return nil, err
 				}
-				known[dedupKey{clientTimeLegacy, src, string(h)}] = true
+				known[dedupKey{source: src, hash: string(h)}] = true
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
@@ -306,7 +313,7 @@ func dropLegacy(ctx context.Context, tx querier, db *DB, keys []dedupKey, fresh 
 		return fresh, nil
 	}
 	return slices.DeleteFunc(fresh, func(i int) bool {
-		return known[dedupKey{clientTimeLegacy, keys[i].source, keys[i].hash}]
+		return known[dedupKey{source: keys[i].source, hash: keys[i].hash}]
 	}), nil
 }
 
@@ -356,9 +363,17 @@ func (s *Events) PruneMessageIDs(ctx context.Context, now time.Time, window time
 			break
 		}
 	}
-	if db.legacyIDs.Load() != legacyGone {
-		if _, err := db.legacyLeft(ctx, db.wr()); err != nil {
+	for db.legacyIDs.Load() != legacyGone {
+		n, err := s.pruneByReceipt(ctx, "message_ids_legacy", cut, pruneExpiringChunk)
+		total += n
+		if err != nil {
 			return total, err
+		}
+		if n < pruneExpiringChunk {
+			if _, err := db.legacyLeft(ctx, db.wr()); err != nil {
+				return total, err
+			}
+			break
 		}
 	}
 	return total, nil
@@ -368,7 +383,7 @@ func (s *Events) PruneMessageIDs(ctx context.Context, now time.Time, window time
 // before keys had a time is still remembered.
 func (db *DB) legacyLeft(ctx context.Context, q querier) (bool, error) {
 	var n int
-	err := q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM message_ids WHERE client_time = -1 LIMIT 1) AS l`).Scan(&n)
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM message_ids_legacy LIMIT 1) AS l`).Scan(&n)
 	if err != nil {
 		return false, db.dialect.translate(err)
 	}
@@ -383,19 +398,40 @@ func (db *DB) legacyLeft(ctx context.Context, q querier) (bool, error) {
 // pruneExpiring forgets about pruneExpiringChunk listed ids received
 // before cut, the longest known first.
 func (s *Events) pruneExpiring(ctx context.Context, cut int64) (int64, error) {
+	return s.pruneByReceipt(ctx, "message_ids_expiring", cut, pruneExpiringChunk)
+}
+
+// pruneByReceipt forgets about chunk ids of table (message_ids_expiring,
+// whose ids are forgotten from message_ids as well, or
+// message_ids_legacy) received before cut, the longest known first.
+func (s *Events) pruneByReceipt(ctx context.Context, table string, cut int64, chunk int) (int64, error) {
 	var n int64
 	err := s.db.tx(ctx, func(tx querier) error {
+		if ok, err := s.db.dialect.pruneTurn(ctx, tx); err != nil || !ok {
+			return err // another node is pruning: n stays 0 and this round ends
+		}
 		bound := cut - 1
-		err := tx.QueryRowContext(ctx, `SELECT received_at FROM message_ids_expiring WHERE received_at < $1
-			ORDER BY received_at LIMIT 1 OFFSET $2`, cut, pruneExpiringChunk-1).Scan(&bound)
+		err := tx.QueryRowContext(ctx, `SELECT received_at FROM `+table+` WHERE received_at < $1
+			ORDER BY received_at LIMIT 1 OFFSET $2`, cut, chunk-1).Scan(&bound)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM message_ids WHERE (client_time, source_id, message_hash) IN
-			(SELECT client_time, source_id, message_hash FROM message_ids_expiring WHERE received_at <= $1)`, bound); err != nil {
-			return err
+		if table == "message_ids_expiring" && s.db.dialect.name() == "postgres" {
+			// One statement, so that both deletes see the same listed ids
+			// (READ COMMITTED gives each statement its own snapshot).
+			return tx.QueryRowContext(ctx, `WITH e AS (DELETE FROM message_ids_expiring WHERE received_at <= $1
+					RETURNING client_time, source_id, message_hash),
+				m AS (DELETE FROM message_ids USING e WHERE message_ids.client_time = e.client_time
+					AND message_ids.source_id = e.source_id AND message_ids.message_hash = e.message_hash)
+				SELECT count(*) FROM e`, bound).Scan(&n)
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM message_ids_expiring WHERE received_at <= $1`, bound)
+		if table == "message_ids_expiring" {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM message_ids WHERE (client_time, source_id, message_hash) IN
+				(SELECT client_time, source_id, message_hash FROM message_ids_expiring WHERE received_at <= $1)`, bound); err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE received_at <= $1`, bound)
 		if err != nil {
 			return err
 		}
@@ -412,8 +448,10 @@ func (s *Events) pruneExpiring(ctx context.Context, cut int64) (int64, error) {
 // without being listed.
 func (s *Events) pruneRange(ctx context.Context, cut int64) (int64, bool, error) {
 	db := s.db
-	floor := max(db.pruneFloor.Load(), clientTimeNone)
+	// A floor past the cut (the clock was set back) starts again there.
+	floor := max(min(db.pruneFloor.Load(), cut-1), clientTimeNone)
 	if floor >= cut-1 {
+		db.pruneFloor.Store(floor)
 		return 0, true, nil
 	}
 	var (
@@ -421,6 +459,10 @@ func (s *Events) pruneRange(ctx context.Context, cut int64) (int64, bool, error)
 		done bool
 	)
 	err := db.tx(ctx, func(tx querier) error {
+		if ok, err := db.dialect.pruneTurn(ctx, tx); err != nil || !ok {
+			done = true // another node is pruning: this round ends
+			return err
+		}
 		bound := cut - 1
 		err := tx.QueryRowContext(ctx, `SELECT client_time FROM message_ids WHERE client_time > $1 AND client_time < $2
 			ORDER BY client_time LIMIT 1 OFFSET $3`, floor, cut, pruneRangeChunk-1).Scan(&bound)

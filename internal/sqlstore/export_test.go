@@ -54,5 +54,6 @@ func (db *DB) MigrateDownToForTest(ctx context.Context, version int64) error {
 		return err
 	}
 	_, err = p.DownTo(ctx, version)
+	db.legacyIDs.Store(legacyUnknown)
 	return err
 }

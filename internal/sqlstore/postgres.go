@@ -31,7 +31,17 @@ const (
 	identityLockClass = 0x43555354 // "CUST"
 	bucketLockClass   = 0x43555342 // "CUSB"
 	graphLockClass    = 0x43555347 // "CUSG"
+	pruneLockClass    = 0x43555350 // "CUSP"
 )
+
+// pruneTurn lets one transaction at a time, over all nodes, prune message
+// ids: nodes pruning the same rows side by side only duplicate the work
+// and may deadlock each other.
+func (postgresDialect) pruneTurn(ctx context.Context, q querier) (bool, error) {
+	var ok bool
+	err := q.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1::int, 0)`, pruneLockClass).Scan(&ok)
+	return ok, err
+}
 
 // lockBuckets is the number of buckets identity keys fall in.
 const lockBuckets = 128
