@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"io"
 	"log/slog"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/custos-cdp/custos/internal/cdp"
 	"github.com/custos-cdp/custos/internal/sqlstore"
+	"github.com/custos-cdp/custos/internal/testenv"
 )
 
 // sent is message mid as a client sends it: with its own time for the
@@ -178,6 +180,17 @@ func TestMessageIDsFromBeforeTimeKeys(t *testing.T) {
 		if err := db.MigrateDownToForTest(ctx, 6); err != nil {
 			t.Fatalf("migrate down: %v", err)
 		}
+		// Down leaves the tables and indexes version 6 had, by their names.
+		q := `SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master WHERE name LIKE 'message_ids%' ORDER BY name) AS n`
+		want := "message_ids,message_ids_received_at"
+		if db.Dialect() == "postgres" {
+			q = `SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+				WHERE s.nspname = current_schema() AND c.relname LIKE 'message_ids%'`
+			want = "message_ids,message_ids_pkey,message_ids_received_at"
+		}
+		if got, err := db.QueryStringForTest(ctx, q); err != nil || got != want {
+			t.Errorf("after going down: %q (%v), want %q", got, err, want)
+		}
 		h := sha256.Sum256([]byte("legacy-1"))
 		if err := db.ExecForTest(ctx, `INSERT INTO message_ids (source_id, message_hash, received_at) VALUES ('src1', $1, $2)`,
 			h[:16], t0.UnixMicro()); err != nil {
@@ -209,4 +222,39 @@ func TestMessageIDsFromBeforeTimeKeys(t *testing.T) {
 			t.Errorf("pruned %d, want v7-timed", n)
 		}
 	})
+}
+
+// TestOneNodePrunesAtATime: on PostgreSQL a pruning round finds another
+// node's pruning transaction under way, prunes nothing and fails nothing;
+// once that is done, it prunes.
+func TestOneNodePrunesAtATime(t *testing.T) {
+	ctx := context.Background()
+	url := testenv.PostgresURL(t)
+	db := openDB(t, sqlstore.Config{URL: url})
+	p := newProfiles(t, db)
+	if n := applied(t, p, sent("old-1", t0, t0), sent("old-2", time.Time{}, t0)); n != 2 {
+		t.Fatal("not applied")
+	}
+	other, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	tx, err := other.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1::int, 0)`, 0x43555350); err != nil {
+		t.Fatal(err)
+	}
+	if n := prune(t, db, t0.Add(48*time.Hour), time.Hour); n != 0 {
+		t.Errorf("pruned %d ids while another node was pruning", n)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if n := prune(t, db, t0.Add(48*time.Hour), time.Hour); n != 2 {
+		t.Errorf("pruned %d ids, want 2", n)
+	}
 }

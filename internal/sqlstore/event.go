@@ -363,6 +363,13 @@ func (s *Events) PruneMessageIDs(ctx context.Context, now time.Time, window time
 			break
 		}
 	}
+	// Checked again every round: another process may have gone down to
+	// the previous version and up again meanwhile, leaving ids there.
+	if db.legacyIDs.Load() == legacyGone {
+		if _, err := db.legacyLeft(ctx, db.wr()); err != nil {
+			return total, err
+		}
+	}
 	for db.legacyIDs.Load() != legacyGone {
 		n, err := s.pruneByReceipt(ctx, "message_ids_legacy", cut, pruneExpiringChunk)
 		total += n

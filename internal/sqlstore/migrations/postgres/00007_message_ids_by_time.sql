@@ -30,6 +30,8 @@ CREATE TABLE message_ids_expiring (
 CREATE INDEX message_ids_expiring_received_at ON message_ids_expiring (received_at);
 
 -- +goose Down
+-- No claim may commit between the copy and the drop.
+LOCK TABLE message_ids, message_ids_expiring IN SHARE ROW EXCLUSIVE MODE;
 -- An id not listed was received within an hour of its client time: taking
 -- that hour later errs on the side of remembering it.
 INSERT INTO message_ids_legacy (source_id, message_hash, received_at)
