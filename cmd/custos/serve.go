@@ -319,8 +319,8 @@ func keepAnalyzed(ctx context.Context, db *sqlstore.DB, log *slog.Logger) {
 }
 
 // pruneMessageIDs forgets message ids older than the deduplication window,
-// every minute: a minute's worth at a time, in transactions of a few
-// thousand ids each, so processing never waits long behind it.
+// every minute, in transactions of a few thousand ids each, so processing
+// never waits long behind it.
 func (s *server) pruneMessageIDs(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()

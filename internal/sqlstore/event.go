@@ -1,14 +1,14 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -68,23 +68,7 @@ func expires(ev *cdp.Event, k dedupKey) bool {
 }
 
 func compareKeys(a, b dedupKey) int {
-	if a.at != b.at {
-		return cmpInt(a.at, b.at)
-	}
-	if c := strings.Compare(string(a.source), string(b.source)); c != 0 {
-		return c
-	}
-	return strings.Compare(a.hash, b.hash)
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return cmp.Or(cmp.Compare(a.at, b.at), strings.Compare(string(a.source), string(b.source)), strings.Compare(a.hash, b.hash))
 }
 
 // placeholders returns "$from, $from+1, ..." for n parameters.
@@ -109,6 +93,13 @@ func insertRows(ctx context.Context, q querier, d dialect, table string, cols []
 	if copied, err := copyRows(ctx, q, table, cols, rows); copied || err != nil {
 		return err
 	}
+	return execRows(ctx, q, d, table, cols, rows, "")
+}
+
+// execRows inserts rows into table in multi-row INSERTs of
+// rowsPerStatement rows, each statement ending in tail (an ON CONFLICT
+// clause, or nothing).
+func execRows(ctx context.Context, q querier, d dialect, table string, cols []string, rows [][]any, tail string) error {
 	head := `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) VALUES `
 	for start := 0; start < len(rows); start += rowsPerStatement {
 		chunk := rows[start:min(start+rowsPerStatement, len(rows))]
@@ -116,7 +107,7 @@ func insertRows(ctx context.Context, q querier, d dialect, table string, cols []
 		for _, r := range chunk {
 			args = append(args, r...)
 		}
-		if _, err := q.ExecContext(ctx, head+rowsOf(len(chunk), len(cols)), args...); err != nil {
+		if _, err := q.ExecContext(ctx, head+rowsOf(len(chunk), len(cols))+tail, args...); err != nil {
 			return d.translate(err)
 		}
 	}
@@ -258,16 +249,10 @@ func claimMessageIDs(ctx context.Context, tx querier, db *DB, events []cdp.Event
 	}
 	// A listing left behind without its id (which pruning never leaves)
 	// must not fail every later claim of that id: it is taken over.
-	for start := 0; start < len(expiring); start += rowsPerStatement {
-		chunk := expiring[start:min(start+rowsPerStatement, len(expiring))]
-		args := make([]any, 0, 4*len(chunk))
-		for _, r := range chunk {
-			args = append(args, r...)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO message_ids_expiring (client_time, source_id, message_hash, received_at) VALUES `+
-			rowsOf(len(chunk), 4)+` ON CONFLICT (client_time, source_id, message_hash) DO UPDATE SET received_at = excluded.received_at`, args...); err != nil {
-			return nil, d.translate(err)
-		}
+	err = execRows(ctx, tx, d, "message_ids_expiring", []string{"client_time", "source_id", "message_hash", "received_at"}, expiring,
+		` ON CONFLICT (client_time, source_id, message_hash) DO UPDATE SET received_at = excluded.received_at`)
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -342,15 +327,18 @@ func (s *Events) PruneMessageIDs(ctx context.Context, now time.Time, window time
 	db := s.db
 	cut := micros(now.Add(-window))
 	var total int64
-	for {
-		n, err := s.pruneExpiring(ctx, cut)
-		total += n
-		if err != nil {
-			return total, err
+	// drain forgets the ids of table received before cut, chunk by chunk.
+	drain := func(table string) error {
+		for {
+			n, err := s.pruneByReceipt(ctx, table, cut, pruneExpiringChunk)
+			total += n
+			if err != nil || n < pruneExpiringChunk {
+				return err
+			}
 		}
-		if n < pruneExpiringChunk {
-			break
-		}
+	}
+	if err := drain("message_ids_expiring"); err != nil {
+		return total, err
 	}
 	rangeCut := micros(now.Add(-window - clientTimeSlack))
 	for {
@@ -370,17 +358,12 @@ func (s *Events) PruneMessageIDs(ctx context.Context, now time.Time, window time
 			return total, err
 		}
 	}
-	for db.legacyIDs.Load() != legacyGone {
-		n, err := s.pruneByReceipt(ctx, "message_ids_legacy", cut, pruneExpiringChunk)
-		total += n
-		if err != nil {
+	if db.legacyIDs.Load() != legacyGone {
+		if err := drain("message_ids_legacy"); err != nil {
 			return total, err
 		}
-		if n < pruneExpiringChunk {
-			if _, err := db.legacyLeft(ctx, db.wr()); err != nil {
-				return total, err
-			}
-			break
+		if _, err := db.legacyLeft(ctx, db.wr()); err != nil {
+			return total, err
 		}
 	}
 	return total, nil
@@ -400,12 +383,6 @@ func (db *DB) legacyLeft(ctx context.Context, q querier) (bool, error) {
 		db.legacyIDs.Store(legacyPresent)
 	}
 	return n > 0, nil
-}
-
-// pruneExpiring forgets about pruneExpiringChunk listed ids received
-// before cut, the longest known first.
-func (s *Events) pruneExpiring(ctx context.Context, cut int64) (int64, error) {
-	return s.pruneByReceipt(ctx, "message_ids_expiring", cut, pruneExpiringChunk)
 }
 
 // pruneByReceipt forgets about chunk ids of table (message_ids_expiring,
@@ -504,13 +481,11 @@ func (s *Events) pruneRange(ctx context.Context, cut int64) (int64, bool, error)
 func (s *Events) Backfill(ctx context.Context, source cdp.SourceID, n int, from, to time.Time) error {
 	const chunk = 10000
 	step := to.Sub(from) / time.Duration(max(n, 1))
-	var hash [8]byte
 	for start := 0; start < n; start += chunk {
 		var timed, expiring [][]any
 		for i := start; i < min(start+chunk, n); i++ {
 			at := from.Add(time.Duration(i) * step)
-			binary.BigEndian.PutUint64(hash[:], uint64(i))
-			h := messageHash("backfill-" + hex.EncodeToString(hash[:]))
+			h := messageHash("backfill-" + strconv.Itoa(i))
 			if i%50 == 0 {
 				expiring = append(expiring, []any{clientTimeNone, source, h, micros(at)})
 				timed = append(timed, []any{clientTimeNone, source, h})
