@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +52,9 @@ type DB struct {
 	// up to which pruning by client time is done.
 	legacyIDs  atomic.Int32
 	pruneFloor atomic.Int64
+	// stmts are the SQLite writer's statements kept prepared across
+	// transactions.
+	stmts stmtCache
 }
 
 // cached reports whether a settings cache entry valid until until may be
@@ -347,6 +351,9 @@ func (db *DB) tx(ctx context.Context, fn func(querier) error) error {
 		defer raw.Close()
 		tx, err = raw.BeginTx(ctx, nil)
 	} else {
+		// Statements the last transactions ran unprepared are prepared
+		// now, while no transaction holds the writer's connection.
+		db.stmts.preparePending(ctx, db.w)
 		tx, err = db.w.BeginTx(ctx, nil)
 	}
 	if err != nil {
@@ -357,7 +364,7 @@ func (db *DB) tx(ctx context.Context, fn func(querier) error) error {
 	defer tx.Rollback()
 	q := conn{q: tx, d: db.dialect, raw: raw}
 	if db.dialect.name() == "sqlite" {
-		q.q = &preparedTx{tx: tx, m: map[string]*sql.Stmt{}}
+		q.q = &preparedTx{tx: tx, m: map[string]*sql.Stmt{}, shared: &db.stmts}
 	}
 	if err := fn(q); err != nil {
 		_ = tx.Rollback()
@@ -374,18 +381,19 @@ func (db *DB) tx(ctx context.Context, fn func(querier) error) error {
 	return nil
 }
 
-// preparedTx runs a SQLite write transaction's statements. It prepares
-// each distinct statement once per transaction, so that one run for every
-// event of a batch is parsed once, not once per event. (The PostgreSQL
-// driver keeps its own statement cache per connection.) Statements close
-// with the transaction.
+// preparedTx runs a SQLite write transaction's statements. Each distinct
+// statement is prepared at most once per transaction, so that one run for
+// every event of a batch is parsed once, not once per event, and one the
+// stmtCache holds is not parsed at all. (The PostgreSQL driver keeps its
+// own statement cache per connection.) The transaction's handles on them
+// close with it.
 type preparedTx struct {
-	tx *sql.Tx
-	m  map[string]*sql.Stmt
+	tx     *sql.Tx
+	m      map[string]*sql.Stmt
+	shared *stmtCache
 }
 
-// maxPrepared bounds the statements kept per transaction: multi-row
-// statements come in many sizes, and most run once.
+// maxPrepared bounds the statements prepared per transaction.
 const maxPrepared = 64
 
 func (c *preparedTx) stmt(ctx context.Context, query string) *sql.Stmt {
@@ -395,6 +403,12 @@ func (c *preparedTx) stmt(ctx context.Context, query string) *sql.Stmt {
 	if len(c.m) >= maxPrepared {
 		return nil
 	}
+	if sh := c.shared.get(query); sh != nil {
+		st := c.tx.StmtContext(ctx, sh)
+		c.m[query] = st
+		return st
+	}
+	c.shared.want(query)
 	st, err := c.tx.PrepareContext(ctx, query)
 	if err != nil {
 		return nil // run unprepared, which reports the error
@@ -427,3 +441,64 @@ func (c *preparedTx) ExecContext(ctx context.Context, query string, args ...any)
 func micros(t time.Time) int64 { return t.UnixMicro() }
 
 func fromMicros(n int64) time.Time { return time.UnixMicro(n).UTC() }
+
+// stmtCache keeps the SQLite writer's statements prepared from one
+// transaction to the next: parsing a statement costs as much as running it
+// for a few rows, and every batch runs the same few dozen. A statement a
+// transaction had to prepare itself is prepared here before the next
+// transaction begins, as the writer's one connection is then free.
+type stmtCache struct {
+	mu      sync.Mutex
+	m       map[string]*sql.Stmt
+	pending map[string]bool
+	// txPrepares counts statements prepared inside transactions (tests).
+	txPrepares atomic.Int64
+}
+
+// maxShared bounds the statements kept; past it a transaction prepares
+// its own, as it would without the cache.
+const maxShared = 256
+
+func (c *stmtCache) get(query string) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[query]
+}
+
+// want asks for query to be prepared before the next transaction.
+func (c *stmtCache) want(query string) {
+	c.txPrepares.Add(1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending == nil {
+		c.pending = map[string]bool{}
+	}
+	if len(c.m)+len(c.pending) < maxShared {
+		c.pending[query] = true
+	}
+}
+
+// preparePending prepares the statements asked for on w. One that fails to
+// prepare is left out: the transaction that runs it reports the error.
+func (c *stmtCache) preparePending(ctx context.Context, w *sql.DB) {
+	c.mu.Lock()
+	pending := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	for q := range pending {
+		st, err := w.PrepareContext(ctx, q)
+		if err != nil {
+			continue
+		}
+		c.mu.Lock()
+		if c.m == nil {
+			c.m = map[string]*sql.Stmt{}
+		}
+		if _, dup := c.m[q]; dup {
+			_ = st.Close()
+		} else {
+			c.m[q] = st
+		}
+		c.mu.Unlock()
+	}
+}

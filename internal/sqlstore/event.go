@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,8 +102,9 @@ func insertRows(ctx context.Context, q querier, d dialect, table string, cols []
 // clause, or nothing).
 func execRows(ctx context.Context, q querier, d dialect, table string, cols []string, rows [][]any, tail string) error {
 	head := `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) VALUES `
-	for start := 0; start < len(rows); start += rowsPerStatement {
-		chunk := rows[start:min(start+rowsPerStatement, len(rows))]
+	for start := 0; start < len(rows); {
+		chunk := rows[start:min(start+chunkLen(len(rows)-start), len(rows))]
+		start += len(chunk)
 		args := make([]any, 0, len(cols)*len(chunk))
 		for _, r := range chunk {
 			args = append(args, r...)
@@ -170,15 +172,37 @@ func inSet[T ~string](d dialect, col string, from int, pgType string, vals []T) 
 		}
 		return fmt.Sprintf("%s = ANY($%d::%s[])", col, from, pgType), []any{arr}
 	}
-	args := make([]any, len(vals))
-	for i, v := range vals {
+	// Lists come in a few lengths (padded with the last value), so that
+	// the statements stay prepared.
+	args := make([]any, padLen(len(vals)))
+	for i := range args {
+		v := vals[min(i, len(vals)-1)]
 		if pgType == "bytea" {
 			args[i] = []byte(v)
 		} else {
 			args[i] = string(v)
 		}
 	}
-	return col + " IN (" + placeholders(from, len(vals)) + ")", args
+	return col + " IN (" + placeholders(from, len(args)) + ")", args
+}
+
+// chunkLen is how many of n rows the next multi-row statement takes: all
+// of them up to rowsPerStatement, else the largest power of two that fits,
+// so that statements come in a few shapes which stay prepared.
+func chunkLen(n int) int {
+	if n >= rowsPerStatement {
+		return rowsPerStatement
+	}
+	return 1 << (bits.Len(uint(n)) - 1)
+}
+
+// padLen is the length an IN list of n values is padded to: the next power
+// of two.
+func padLen(n int) int {
+	if n <= 1 {
+		return n
+	}
+	return 1 << bits.Len(uint(n-1))
 }
 
 // claimMessageIDs records the message ids of events and returns the

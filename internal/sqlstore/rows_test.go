@@ -1,7 +1,9 @@
 package sqlstore
 
 import (
+	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -26,5 +28,94 @@ func TestRowsOf(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestStatementShapes: multi-row statements and IN lists come in few
+// lengths, so that the SQLite writer's statements stay prepared; chunks
+// still cover every row exactly once and lists hold every value.
+func TestStatementShapes(t *testing.T) {
+	shapes := map[int]bool{}
+	for n := 1; n <= 3*rowsPerStatement; n++ {
+		left := n
+		for left > 0 {
+			c := chunkLen(left)
+			if c < 1 || c > left {
+				t.Fatalf("chunkLen(%d) = %d", left, c)
+			}
+			shapes[c] = true
+			left -= c
+		}
+		if p := padLen(n); p < n || p >= 2*n || p&(p-1) != 0 {
+			t.Fatalf("padLen(%d) = %d, want the next power of two", n, p)
+		}
+	}
+	if len(shapes) > 10 {
+		t.Fatalf("%d statement lengths, want at most 10", len(shapes))
+	}
+	if padLen(0) != 0 || padLen(1) != 1 {
+		t.Fatalf("padLen(0), padLen(1) = %d, %d", padLen(0), padLen(1))
+	}
+}
+
+// TestSQLiteStatementsStayPrepared: a statement a write transaction runs
+// is parsed in the first transaction only; later ones reuse it. An IN list
+// padded to its shape's length matches each row once.
+func TestSQLiteStatementsStayPrepared(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, Config{Path: filepath.Join(t.TempDir(), "custos.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.wr().ExecContext(ctx, `CREATE TABLE t (v TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	vals := []string{"a", "b", "c", "d", "e"}
+	insert := func(tx querier) error {
+		rows := make([][]any, len(vals))
+		for i, v := range vals {
+			rows[i] = []any{v}
+		}
+		return execRows(ctx, tx, db.dialect, "t", []string{"v"}, rows, "")
+	}
+	count := func(tx querier) (int, error) {
+		cond, args := inSet(db.dialect, "v", 1, "text", []string{"a", "c", "e"})
+		var n int
+		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM t WHERE `+cond, args...).Scan(&n)
+		return n, err
+	}
+	for round := range 3 {
+		before := db.stmts.txPrepares.Load()
+		var n int
+		err := db.tx(ctx, func(tx querier) error {
+			if err := insert(tx); err != nil {
+				return err
+			}
+			var err error
+			n, err = count(tx)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := 3 * (round + 1); n != want {
+			t.Fatalf("round %d: %d rows matched, want %d", round, n, want)
+		}
+		parsed := db.stmts.txPrepares.Load() - before
+		switch {
+		case round == 0 && parsed == 0:
+			t.Fatal("the first transaction parsed nothing: the counter is not wired")
+		case round > 0 && parsed != 0:
+			t.Fatalf("round %d parsed %d statements again", round, parsed)
+		}
+	}
+	// A statement that cannot be prepared still fails its transaction.
+	err = db.tx(ctx, func(tx querier) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO nowhere VALUES (1)`)
+		return err
+	})
+	if err == nil {
+		t.Fatal("a statement on a missing table succeeded")
 	}
 }

@@ -37,7 +37,8 @@ func (d sqliteDialect) lockProfiles(ctx context.Context, q querier, ids []cdp.Pr
 		// Liveness is checked here, not in the WHERE clause: given
 		// "merged_into IS NULL", SQLite walked the merged_into index,
 		// which nearly every profile matches, instead of the primary key.
-		rows, err := q.QueryContext(ctx, `SELECT id, merged_into IS NULL AND data_key IS NOT NULL, merged_into FROM profiles WHERE id IN (`+placeholders(1, len(chunk))+`)`, inArgs(nil, chunk)...)
+		cond, args := inSet(d, "id", 1, "text", chunk)
+		rows, err := q.QueryContext(ctx, `SELECT id, merged_into IS NULL AND data_key IS NOT NULL, merged_into FROM profiles WHERE `+cond, args...)
 		if err != nil {
 			return nil, d.translate(err)
 		}
