@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"iter"
 	"math/bits"
 	"slices"
 	"strconv"
@@ -102,9 +103,7 @@ func insertRows(ctx context.Context, q querier, d dialect, table string, cols []
 // clause, or nothing).
 func execRows(ctx context.Context, q querier, d dialect, table string, cols []string, rows [][]any, tail string) error {
 	head := `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) VALUES `
-	for start := 0; start < len(rows); {
-		chunk := rows[start:min(start+chunkLen(len(rows)-start), len(rows))]
-		start += len(chunk)
+	for chunk := range chunks(rows) {
 		args := make([]any, 0, len(cols)*len(chunk))
 		for _, r := range chunk {
 			args = append(args, r...)
@@ -186,9 +185,22 @@ func inSet[T ~string](d dialect, col string, from int, pgType string, vals []T) 
 	return col + " IN (" + placeholders(from, len(args)) + ")", args
 }
 
-// chunkLen is how many of n rows the next multi-row statement takes: all
-// of them up to rowsPerStatement, else the largest power of two that fits,
-// so that statements come in a few shapes which stay prepared.
+// chunks splits rows into the pieces multi-row statements take:
+// rowsPerStatement rows while that many are left, then the largest power
+// of two that fits, so that statements come in a few shapes, which stay
+// prepared.
+func chunks[T any](rows []T) iter.Seq[[]T] {
+	return func(yield func([]T) bool) {
+		for len(rows) > 0 {
+			n := chunkLen(len(rows))
+			if !yield(rows[:n]) {
+				return
+			}
+			rows = rows[n:]
+		}
+	}
+}
+
 func chunkLen(n int) int {
 	if n >= rowsPerStatement {
 		return rowsPerStatement
@@ -230,8 +242,7 @@ func claimMessageIDs(ctx context.Context, tx querier, db *DB, events []cdp.Event
 	sorted := slices.Clone(fresh)
 	slices.SortFunc(sorted, func(a, b int) int { return compareKeys(keys[a], keys[b]) })
 	claimed := make(map[dedupKey]bool, len(fresh))
-	for start := 0; start < len(sorted); start += rowsPerStatement {
-		idx := sorted[start:min(start+rowsPerStatement, len(sorted))]
+	for idx := range chunks(sorted) {
 		args := make([]any, 0, 3*len(idx))
 		for _, i := range idx {
 			args = append(args, keys[i].at, events[i].SourceID, []byte(keys[i].hash))

@@ -135,9 +135,9 @@ type applier struct {
 	pending   []pendingEvent
 
 	payloads [][]byte // the batch's events, encoded
-	// Rows written at flush: new profiles and new identities, a slice of
-	// column values each (identities attached also per profile, for plan),
-	// and identity hashes, flat (one value per column).
+	// Rows written at flush: new profiles, new identities and identity
+	// hashes, a slice of column values each (identities attached also per
+	// profile, for plan).
 	newProfiles   [][]any
 	newIdentities [][]any
 	attached      map[cdp.ProfileID][]identity.Ref
@@ -145,7 +145,7 @@ type applier struct {
 	// they reach the shared cache after commit (a key evicted from it
 	// before the row is written could not be read back).
 	newKeys map[cdp.ProfileID]*vault.DataKey
-	hashes  []any
+	hashes  [][]any
 	traits  map[cdp.ProfileID]map[string]traitRow // trait writes, written at flush
 	ledgers map[cdp.ProfileID][]cdp.ConsentEntry  // consent ledgers read in this transaction
 	// suppressed are the blind indexes of erased people's identities.
@@ -908,30 +908,22 @@ var hashFormats = []struct {
 	{"md5", func(b []byte) []byte { h := md5.Sum(b); return h[:] }},
 }
 
-// appendIdentityHashes adds the rows of an identity's keyed hashes of its
-// hashed forms (flat: workspace, hashed, blind) to rows, for
+// appendIdentityHashes adds the rows (workspace, hashed, blind) of an
+// identity's keyed hashes of its hashed forms to rows, for
 // insertIdentityHashes.
-func appendIdentityHashes(rows []any, ws cdp.WorkspaceID, keys *vault.Keys, id cdp.Identity, blind string) []any {
+func appendIdentityHashes(rows [][]any, ws cdp.WorkspaceID, keys *vault.Keys, id cdp.Identity, blind string) [][]any {
 	if id.Type == cdp.AnonymousID || id.Type == cdp.MPID {
 		return rows
 	}
 	for _, f := range hashFormats {
-		rows = append(rows, ws, keys.HashedIndex(id.Type, f.name, hex.EncodeToString(f.sum([]byte(id.Value)))), []byte(blind))
+		rows = append(rows, []any{ws, keys.HashedIndex(id.Type, f.name, hex.EncodeToString(f.sum([]byte(id.Value)))), []byte(blind)})
 	}
 	return rows
 }
 
 // insertIdentityHashes writes rows made by appendIdentityHashes.
-func insertIdentityHashes(ctx context.Context, q querier, d dialect, rows []any) error {
-	const cols = 3
-	for start := 0; start < len(rows); start += cols * rowsPerStatement {
-		chunk := rows[start:min(start+cols*rowsPerStatement, len(rows))]
-		stmt := `INSERT INTO identity_hashes (workspace_id, hashed, blind) VALUES ` + rowsOf(len(chunk)/cols, cols) + ` ON CONFLICT DO NOTHING`
-		if _, err := q.ExecContext(ctx, stmt, chunk...); err != nil {
-			return d.translate(err)
-		}
-	}
-	return nil
+func insertIdentityHashes(ctx context.Context, q querier, d dialect, rows [][]any) error {
+	return execRows(ctx, q, d, "identity_hashes", []string{"workspace_id", "hashed", "blind"}, rows, " ON CONFLICT DO NOTHING")
 }
 
 // applyTraits sets an identify event's traits and deletions, each only if
@@ -991,8 +983,7 @@ func upsertTraits(ctx context.Context, q querier, d dialect, p cdp.ProfileID, ro
 // writeTraits writes trait rows, each of its own profile.
 func writeTraits(ctx context.Context, q querier, d dialect, rows []traitRow) error {
 	const cols = 4
-	for start := 0; start < len(rows); start += rowsPerStatement {
-		chunk := rows[start:min(start+rowsPerStatement, len(rows))]
+	for chunk := range chunks(rows) {
 		args := make([]any, 0, cols*len(chunk))
 		for _, r := range chunk {
 			args = append(args, r.profile, r.name, r.value, r.at)

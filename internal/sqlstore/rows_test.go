@@ -37,14 +37,20 @@ func TestRowsOf(t *testing.T) {
 func TestStatementShapes(t *testing.T) {
 	shapes := map[int]bool{}
 	for n := 1; n <= 3*rowsPerStatement; n++ {
-		left := n
-		for left > 0 {
-			c := chunkLen(left)
-			if c < 1 || c > left {
-				t.Fatalf("chunkLen(%d) = %d", left, c)
+		rows := make([]int, n)
+		for i := range rows {
+			rows[i] = i
+		}
+		next := 0
+		for c := range chunks(rows) {
+			if len(c) == 0 || c[0] != next {
+				t.Fatalf("%d rows: a chunk of %d starts at row %v, want %d", n, len(c), c, next)
 			}
-			shapes[c] = true
-			left -= c
+			shapes[len(c)] = true
+			next += len(c)
+		}
+		if next != n {
+			t.Fatalf("%d rows: chunks cover %d", n, next)
 		}
 		if p := padLen(n); p < n || p >= 2*n || p&(p-1) != 0 {
 			t.Fatalf("padLen(%d) = %d, want the next power of two", n, p)
