@@ -81,9 +81,9 @@ type dialect interface {
 	// graphs as a whole: Apply holds them shared, Split exclusively
 	// (SQLite: nothing to take).
 	lockGraph(ctx context.Context, q querier, wss []cdp.WorkspaceID, exclusive bool) error
-	// pruneTurn reports whether this transaction may prune message ids,
+	// turn reports whether this transaction may run a maintenance job,
 	// which one transaction at a time does; SQLite has one writer anyway.
-	pruneTurn(ctx context.Context, q querier) (bool, error)
+	turn(ctx context.Context, q querier, j job) (bool, error)
 	// lockProfiles locks profiles, which the caller sorted, one after the
 	// other in that order, each exclusively where exclusive says so and
 	// shared otherwise, and reads their state. SQLite only reads.
@@ -203,12 +203,25 @@ func (db *DB) Checkpoint(ctx context.Context) error {
 	}
 }
 
+// job names a maintenance job that one node at a time runs (the key of its
+// PostgreSQL advisory lock).
+type job int32
+
+const (
+	pruneJob   job = 0 // pruning message ids
+	analyzeJob job = 1 // analyzing tables
+)
+
 // Analyze refreshes the planner's statistics of tables that changed much
-// since they were last analyzed, and returns how many it analyzed. On
-// PostgreSQL it does so only when autovacuum is off (it otherwise does
-// this itself): without statistics the planner takes a table of a million
-// identities for an empty one and scans it whole for every lookup. On
-// SQLite it runs PRAGMA optimize with a bounded sample.
+// since they were last analyzed (autovacuum's threshold: 50 rows and a
+// tenth of the table), and returns how many it analyzed. On PostgreSQL it
+// does so whether or not autovacuum is on, one node at a time. Without
+// statistics the planner takes a table of a million identities for an
+// empty one and scans it whole for every lookup; and a statement prepared
+// while a table was nearly empty keeps such a plan (PostgreSQL plans it
+// once for all after five runs) until the table is analyzed, which
+// autovacuum's worker looks at only once a minute. On SQLite it runs
+// PRAGMA optimize with a bounded sample.
 func (db *DB) Analyze(ctx context.Context) (int, error) {
 	if db.dialect.name() == "sqlite" {
 		// A bounded sample per index keeps this to milliseconds on the
@@ -219,37 +232,42 @@ func (db *DB) Analyze(ctx context.Context) (int, error) {
 		_, err := db.w.ExecContext(ctx, `PRAGMA optimize`)
 		return 0, err
 	}
-	var autovacuum string
-	if err := db.r.QueryRowContext(ctx, `SELECT current_setting('autovacuum')`).Scan(&autovacuum); err != nil {
-		return 0, db.dialect.translate(err)
-	}
-	if autovacuum == "on" {
-		return 0, nil
-	}
-	rows, err := db.r.QueryContext(ctx, `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) FROM pg_stat_user_tables
-		WHERE schemaname = current_schema() AND n_mod_since_analyze > 50 + n_live_tup / 10`)
+	var n int
+	err := db.tx(ctx, func(q querier) error {
+		n = 0
+		if ok, err := db.dialect.turn(ctx, q, analyzeJob); err != nil || !ok {
+			return err
+		}
+		rows, err := q.QueryContext(ctx, `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) FROM pg_stat_user_tables
+			WHERE schemaname = current_schema() AND n_mod_since_analyze > 50 + n_live_tup / 10`)
+		if err != nil {
+			return err
+		}
+		var tables []string
+		for rows.Next() {
+			var t string
+			if err := rows.Scan(&t); err != nil {
+				rows.Close()
+				return err
+			}
+			tables = append(tables, t)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, t := range tables {
+			if _, err := q.ExecContext(ctx, `ANALYZE `+t); err != nil {
+				return err
+			}
+		}
+		n = len(tables)
+		return nil
+	})
 	if err != nil {
 		return 0, db.dialect.translate(err)
 	}
-	var tables []string
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		tables = append(tables, t)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, db.dialect.translate(err)
-	}
-	for _, t := range tables {
-		if _, err := db.w.ExecContext(ctx, `ANALYZE `+t); err != nil {
-			return 0, db.dialect.translate(err)
-		}
-	}
-	return len(tables), nil
+	return n, nil
 }
 
 // Migrate applies every migration not yet applied. It is safe to run from

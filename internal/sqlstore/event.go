@@ -426,7 +426,7 @@ func (db *DB) legacyLeft(ctx context.Context, q querier) (bool, error) {
 func (s *Events) pruneByReceipt(ctx context.Context, table string, cut int64, chunk int) (int64, error) {
 	var n int64
 	err := s.db.tx(ctx, func(tx querier) error {
-		if ok, err := s.db.dialect.pruneTurn(ctx, tx); err != nil || !ok {
+		if ok, err := s.db.dialect.turn(ctx, tx, pruneJob); err != nil || !ok {
 			return err // another node is pruning: n stays 0 and this round ends
 		}
 		bound := cut - 1
@@ -478,7 +478,7 @@ func (s *Events) pruneRange(ctx context.Context, cut int64) (int64, bool, error)
 		done bool
 	)
 	err := db.tx(ctx, func(tx querier) error {
-		if ok, err := db.dialect.pruneTurn(ctx, tx); err != nil || !ok {
+		if ok, err := db.dialect.turn(ctx, tx, pruneJob); err != nil || !ok {
 			done = true // another node is pruning: this round ends
 			return err
 		}

@@ -26,20 +26,22 @@ func (postgresDialect) lockUpdate() string          { return " FOR UPDATE" }
 func (postgresDialect) rebind(q string, args []any) (string, []any) { return q, args }
 
 // Advisory lock classes (namespaces among the server's advisory locks):
-// identity keys, the buckets they fall in, and workspaces' identity graphs.
+// identity keys, the buckets they fall in, workspaces' identity graphs,
+// and maintenance jobs.
 const (
-	identityLockClass = 0x43555354 // "CUST"
-	bucketLockClass   = 0x43555342 // "CUSB"
-	graphLockClass    = 0x43555347 // "CUSG"
-	pruneLockClass    = 0x43555350 // "CUSP"
+	identityLockClass    = 0x43555354 // "CUST"
+	bucketLockClass      = 0x43555342 // "CUSB"
+	graphLockClass       = 0x43555347 // "CUSG"
+	maintenanceLockClass = 0x43555350 // "CUSP"
 )
 
-// pruneTurn lets one transaction at a time, over all nodes, prune message
-// ids: nodes pruning the same rows side by side only duplicate the work
-// and may deadlock each other.
-func (postgresDialect) pruneTurn(ctx context.Context, q querier) (bool, error) {
+// turn lets one transaction at a time, over all nodes, run a maintenance
+// job: nodes pruning the same rows side by side only duplicate the work
+// and may deadlock each other, and analyzing a table twice at once makes
+// the second wait for the first.
+func (postgresDialect) turn(ctx context.Context, q querier, j job) (bool, error) {
 	var ok bool
-	err := q.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1::int, 0)`, pruneLockClass).Scan(&ok)
+	err := q.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1::int, $2::int)`, maintenanceLockClass, int32(j)).Scan(&ok)
 	return ok, err
 }
 

@@ -28,7 +28,7 @@ func (sqliteDialect) lockKeys(context.Context, querier, []int32) error { return 
 
 func (sqliteDialect) lockGraph(context.Context, querier, []cdp.WorkspaceID, bool) error { return nil }
 
-func (sqliteDialect) pruneTurn(context.Context, querier) (bool, error) { return true, nil }
+func (sqliteDialect) turn(context.Context, querier, job) (bool, error) { return true, nil }
 
 func (d sqliteDialect) lockProfiles(ctx context.Context, q querier, ids []cdp.ProfileID, _ []bool) (map[cdp.ProfileID]profileState, error) {
 	out := make(map[cdp.ProfileID]profileState, len(ids))
