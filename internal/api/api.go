@@ -24,6 +24,7 @@ type Authenticator interface {
 type Profiles interface {
 	Find(ctx context.Context, ws cdp.WorkspaceID, id cdp.Identity) (cdp.ProfileID, error)
 	Get(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID) (cdp.Profile, error)
+	Live(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID) (cdp.ProfileID, error)
 	Timeline(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID, f cdp.TimelineFilter, after cdp.TimelineCursor, limit int) ([]cdp.StoredEvent, error)
 	AllEvents(ctx context.Context, ws cdp.WorkspaceID, before int64, limit int) ([]cdp.StoredEvent, error)
 	Merges(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID) ([]cdp.Merge, error)

@@ -129,6 +129,9 @@ func (a *API) writeProfile(w http.ResponseWriter, r *http.Request, tok cdp.APITo
 // newest first, with limit, cursor and the filters event, type, from, to
 // (RFC 3339).
 func (a *API) profileEvents(w http.ResponseWriter, r *http.Request, tok cdp.APIToken) error {
+	if moved, err := a.redirectMerged(w, r, tok, "/events"); moved || err != nil {
+		return err
+	}
 	q := r.URL.Query()
 	limit, err := pageLimit(r)
 	if err != nil {
@@ -196,6 +199,9 @@ func (a *API) profileEvents(w http.ResponseWriter, r *http.Request, tok cdp.APIT
 // profileMerges answers GET /api/v1/profiles/{id}/merges: the merge log
 // entries that involve the profile, newest first.
 func (a *API) profileMerges(w http.ResponseWriter, r *http.Request, tok cdp.APIToken) error {
+	if moved, err := a.redirectMerged(w, r, tok, "/merges"); moved || err != nil {
+		return err
+	}
 	merges, err := a.deps.Profiles.Merges(r.Context(), tok.WorkspaceID, cdp.ProfileID(r.PathValue("id")))
 	if err != nil {
 		return err
@@ -208,6 +214,25 @@ func (a *API) profileMerges(w http.ResponseWriter, r *http.Request, tok cdp.APIT
 	}
 	httpjson.Write(w, http.StatusOK, out)
 	return nil
+}
+
+// redirectMerged answers a request for a part (sub, such as "/events") of
+// a profile that was merged into another with a redirect (308) to the same
+// part of the live profile, query kept, as GET /api/v1/profiles/{id} does,
+// and reports whether it did. NotFound if there is no such profile.
+func (a *API) redirectMerged(w http.ResponseWriter, r *http.Request, tok cdp.APIToken, sub string) (bool, error) {
+	id := cdp.ProfileID(r.PathValue("id"))
+	live, err := a.deps.Profiles.Live(r.Context(), tok.WorkspaceID, id)
+	if err != nil || live == id {
+		return false, err
+	}
+	loc := "/api/v1/profiles/" + url.PathEscape(string(live)) + sub
+	if r.URL.RawQuery != "" {
+		loc += "?" + r.URL.RawQuery
+	}
+	w.Header().Set("Location", loc)
+	httpjson.Write(w, http.StatusPermanentRedirect, map[string]string{"merged_into": string(live)})
+	return true, nil
 }
 
 // splitMerge answers POST /api/v1/merges/{id}/split: undo a merge.

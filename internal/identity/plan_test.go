@@ -149,6 +149,14 @@ func TestRulesAllowed(t *testing.T) {
 			t.Errorf("Allowed(%q) = %v, want %v", tt.value, got, tt.want)
 		}
 	}
+	// A blocked phone number is compared as identities are, normalised.
+	r.Blocked = []string{" +1 (202) 555-0100 "}
+	if r.Allowed(cdp.Identity{Type: cdp.Phone, Value: "+12025550100"}) {
+		t.Error("a blocked phone number written with spaces and brackets was allowed")
+	}
+	if !r.Allowed(cdp.Identity{Type: cdp.Phone, Value: "+12025550101"}) {
+		t.Error("another phone number was blocked")
+	}
 }
 
 func TestRulesValidate(t *testing.T) {

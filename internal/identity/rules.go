@@ -91,7 +91,12 @@ func (r Rules) Allowed(id cdp.Identity) bool {
 		return false
 	}
 	for _, b := range r.Blocked {
-		if strings.EqualFold(strings.TrimSpace(b), id.Value) {
+		b = strings.TrimSpace(b)
+		if id.Type == cdp.Phone {
+			// As identities are: "+1 (202) 555-0100" blocks +12025550100.
+			b = cdp.NormalizeIdentityValue(cdp.Phone, b)
+		}
+		if strings.EqualFold(b, id.Value) {
 			return false
 		}
 	}

@@ -167,6 +167,24 @@ func (s *Profiles) groups(ctx context.Context, p cdp.ProfileID, dk *vault.DataKe
 	return out, rows.Err()
 }
 
+// Live returns the live profile a profile id names: itself, or the
+// profile it was merged into. NotFound if the workspace has no such
+// profile.
+func (s *Profiles) Live(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID) (cdp.ProfileID, error) {
+	var merged sql.NullString
+	err := s.db.rd().QueryRowContext(ctx, `SELECT merged_into FROM profiles WHERE id = $1 AND workspace_id = $2`, id, ws).Scan(&merged)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", cdp.Errorf(cdp.NotFound, "profile not found")
+	}
+	if err != nil {
+		return "", s.db.dialect.translate(err)
+	}
+	if merged.Valid {
+		return cdp.ProfileID(merged.String), nil
+	}
+	return id, nil
+}
+
 // Timeline returns up to limit events of a live profile, newest (by event
 // time) first, after cursor and matching f. NotFound if the workspace has
 // no such live profile.
@@ -266,12 +284,17 @@ func (s *Profiles) readEvents(ctx context.Context, keys *vault.Keys, q string, a
 	return out, nil
 }
 
-// Merges returns the merge log entries that involve a profile, newest
-// first.
+// Merges returns the merge log entries that involve a profile or a
+// profile merged into it (every tombstone points at its live profile
+// directly), newest first: after A into B and B into C, C's history holds
+// both merges.
 func (s *Profiles) Merges(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID) ([]cdp.Merge, error) {
 	rows, err := s.db.rd().QueryContext(ctx,
 		`SELECT id, survivor_id, merged_id, rule, message_id, source_id, created_at, undone_at FROM merges
-		 WHERE workspace_id = $1 AND (survivor_id = $2 OR merged_id = $2) ORDER BY created_at DESC, id`, ws, id)
+		 WHERE workspace_id = $1 AND (survivor_id = $2 OR merged_id = $2
+		   OR survivor_id IN (SELECT id FROM profiles WHERE merged_into = $2)
+		   OR merged_id IN (SELECT id FROM profiles WHERE merged_into = $2))
+		 ORDER BY created_at DESC, id`, ws, id)
 	if err != nil {
 		return nil, s.db.dialect.translate(err)
 	}

@@ -311,3 +311,94 @@ func TestDestroyKeyMakesDataUnreadable(t *testing.T) {
 		}
 	})
 }
+
+// TestEveryMergeTrigger: an alias naming a known previous id, an event
+// (an mParticle batch) carrying identities of several profiles, and an
+// e-mail address shared by an anonymous visitor and a user each merge
+// profiles, each logged with its message id; two user ids sharing an
+// e-mail do not. After chained merges (A into B, B into C) C's merge
+// history holds both, and a split of the older one still shows there.
+func TestEveryMergeTrigger(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *sqlstore.DB) {
+		p := newProfiles(t, db)
+		ctx := context.Background()
+		logged := func(id cdp.ProfileID) []string {
+			t.Helper()
+			merges, err := p.Merges(ctx, ws, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, m := range merges {
+				if m.Rule == "" {
+					t.Errorf("merge %s names no rule", m.ID)
+				}
+				out = append(out, m.MessageID)
+			}
+			slices.Sort(out)
+			return out
+		}
+
+		// Alias: a visitor known by an anonymous id is aliased to a user.
+		apply(t, p, ev("v1", cdp.Track, ids("anonymous_id", "visitor-1")), ev("u1", cdp.Identify, ids("user_id", "user-1")))
+		alias := ev("al", cdp.Alias, ids("user_id", "user-1"))
+		alias.PreviousID = "visitor-1"
+		if res := apply(t, p, alias); res.Merges != 1 {
+			t.Fatalf("alias: %d merges, want 1", res.Merges)
+		}
+		user := find(t, p, cdp.UserID, "user-1")
+		if find(t, p, cdp.AnonymousID, "visitor-1") != user {
+			t.Fatal("alias did not merge the visitor into the user")
+		}
+
+		// Several identities of one event: an mParticle batch naming the
+		// user's mpid, an e-mail known on another profile and a device.
+		apply(t, p, ev("e1", cdp.Identify, ids("email", "ada@example.com")), ev("d1", cdp.Track, ids("ios_idfv", "idfv-1")))
+		mp := ev("mp", cdp.Track, ids("user_id", "user-1", "email", "ada@example.com", "ios_idfv", "idfv-1"))
+		mp.Format = cdp.FormatMParticle
+		if res := apply(t, p, mp); res.Merges != 2 {
+			t.Fatalf("mParticle batch: %d merges, want 2", res.Merges)
+		}
+		if find(t, p, cdp.Email, "ada@example.com") != user || find(t, p, cdp.IOSIDFV, "idfv-1") != user {
+			t.Fatal("the batch's identities did not end up on one profile")
+		}
+
+		// A shared e-mail: an anonymous visitor leaves it, the user has it.
+		apply(t, p, ev("n1", cdp.Identify, ids("anonymous_id", "visitor-2", "email", "newsletter@example.com")))
+		apply(t, p, ev("n2", cdp.Identify, ids("user_id", "user-2")))
+		user2 := find(t, p, cdp.UserID, "user-2")
+		if res := apply(t, p, ev("n3", cdp.Identify, ids("user_id", "user-2", "email", "newsletter@example.com"))); res.Merges != 1 {
+			t.Fatalf("shared e-mail: %d merges, want 1", res.Merges)
+		}
+		if find(t, p, cdp.AnonymousID, "visitor-2") != user2 {
+			t.Fatal("the visitor who left the e-mail was not merged into its user")
+		}
+		// Two user ids never merge, whatever they share.
+		apply(t, p, ev("n4", cdp.Identify, ids("user_id", "user-3", "email", "newsletter@example.com")))
+		if find(t, p, cdp.UserID, "user-3") == user2 {
+			t.Fatal("a second user id merged into a profile that has one")
+		}
+
+		if got, want := logged(user), []string{"al", "mp", "mp"}; !slices.Equal(got, want) {
+			t.Errorf("user-1's merge history names %v, want %v", got, want)
+		}
+
+		// Chained: A (an anonymous visitor) merges into B (known by an
+		// e-mail only), then B into C (a user).
+		apply(t, p, ev("c1", cdp.Track, ids("anonymous_id", "visitor-4")), ev("c2", cdp.Identify, ids("email", "grace@example.com")))
+		b := find(t, p, cdp.Email, "grace@example.com")
+		apply(t, p, ev("c3", cdp.Identify, ids("email", "grace@example.com", "anonymous_id", "visitor-4")))
+		if find(t, p, cdp.AnonymousID, "visitor-4") != b {
+			t.Fatal("the visitor did not merge into the e-mail's profile")
+		}
+		apply(t, p, ev("c4", cdp.Identify, ids("user_id", "user-4")))
+		c := find(t, p, cdp.UserID, "user-4")
+		apply(t, p, ev("c5", cdp.Identify, ids("user_id", "user-4", "email", "grace@example.com")))
+		if find(t, p, cdp.Email, "grace@example.com") != c || find(t, p, cdp.AnonymousID, "visitor-4") != c {
+			t.Fatal("the e-mail's profile did not merge into the user's")
+		}
+		if got, want := logged(c), []string{"c3", "c5"}; !slices.Equal(got, want) {
+			t.Errorf("after chained merges the history names %v, want %v", got, want)
+		}
+	})
+}
