@@ -7,8 +7,8 @@ import (
 )
 
 // RewrapKeys re-encrypts every live profile's data key of a workspace under
-// the current master key version, in small batches so that the processor
-// keeps running beside it. A key that changed meanwhile (a merge, an
+// the current master key version, in transactions of 500 keys so that the
+// processor keeps running beside it. A key that changed meanwhile (a merge, an
 // erasure) is left as it is. It returns how many keys it rewrapped.
 func (s *Profiles) RewrapKeys(ctx context.Context, ws cdp.WorkspaceID) (int, error) {
 	keys, err := s.vault.Keys(ctx, ws)
@@ -42,19 +42,32 @@ func (s *Profiles) RewrapKeys(ctx context.Context, ws cdp.WorkspaceID) (int, err
 		if len(batch) == 0 {
 			return done, nil
 		}
-		for _, r := range batch {
-			nw, err := keys.RewrapDataKey(ctx, r.id, r.wrapped)
-			if err != nil {
+		rewrapped := make([][]byte, len(batch))
+		for i, r := range batch {
+			if rewrapped[i], err = keys.RewrapDataKey(ctx, r.id, r.wrapped); err != nil {
 				return done, err
 			}
-			res, err := s.db.wr().ExecContext(ctx, `UPDATE profiles SET data_key = $1 WHERE id = $2 AND data_key = $3`, nw, r.id, r.wrapped)
-			if err != nil {
-				return done, s.db.dialect.translate(err)
-			}
-			if n, _ := res.RowsAffected(); n == 1 {
-				done++
-			}
 		}
+		// One transaction per batch: on SQLite a commit per key would wait
+		// for a log fsync per key.
+		n := 0
+		err = s.db.tx(ctx, func(tx querier) error {
+			n = 0
+			for i, r := range batch {
+				res, err := tx.ExecContext(ctx, `UPDATE profiles SET data_key = $1 WHERE id = $2 AND data_key = $3`, rewrapped[i], r.id, r.wrapped)
+				if err != nil {
+					return s.db.dialect.translate(err)
+				}
+				if k, _ := res.RowsAffected(); k == 1 {
+					n++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return done, err
+		}
+		done += n
 		after = batch[len(batch)-1].id
 	}
 }

@@ -154,8 +154,16 @@ func TestRotationKeepsOldDataReadableAcrossProcesses(t *testing.T) {
 	k1, _ := p1.Keys(ctx, "ws")
 	oldKey, oldWrapped, _ := k1.NewDataKey("prof-1")
 	sealed := oldKey.Seal(nil, []byte("trait value"), nil)
+	// p2 has the keyset cached before the rotation.
+	k2, err := p2.Keys(ctx, "ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k2.MasterVersions() != 1 {
+		t.Fatalf("p2 caches %d master versions, want 1", k2.MasterVersions())
+	}
 
-	k1, err := p1.Rotate(ctx, "ws")
+	k1, err = p1.Rotate(ctx, "ws")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,8 +179,9 @@ func TestRotationKeepsOldDataReadableAcrossProcesses(t *testing.T) {
 	}
 	_, newWrapped, _ := k1.NewDataKey("prof-2")
 
-	// p2 cached the keyset before the rotation: it must still open both.
-	k2, _ := p2.Keys(ctx, "ws")
+	// p2, with the keyset it cached before the rotation, opens the key
+	// wrapped before, rewrapped under the new version, and wrapped new
+	// (the last two make it reload the keyset once).
 	for name, w := range map[string][]byte{"old": oldWrapped, "rewrapped": rewrapped} {
 		dk, err := k2.OpenDataKey(ctx, "prof-1", w)
 		if err != nil {
