@@ -36,10 +36,11 @@ func (s *Profiles) Get(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID
 		p                cdp.Profile
 		merged           sql.NullString
 		created, updated int64
+		shredded         bool
 	)
 	err := s.db.rd().QueryRowContext(ctx,
-		`SELECT created_at, updated_at, merged_into FROM profiles WHERE id = $1 AND workspace_id = $2`, id, ws).
-		Scan(&created, &updated, &merged)
+		`SELECT created_at, updated_at, merged_into, data_key IS NULL FROM profiles WHERE id = $1 AND workspace_id = $2`, id, ws).
+		Scan(&created, &updated, &merged, &shredded)
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, cdp.Errorf(cdp.NotFound, "profile not found")
 	}
@@ -50,6 +51,11 @@ func (s *Profiles) Get(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID
 	if merged.Valid {
 		p.MergedInto = cdp.ProfileID(merged.String)
 		return p, nil
+	}
+	// Its key destroyed (an erasure under way), the profile is gone, also
+	// for a process that still has the key cached.
+	if shredded {
+		return p, cdp.Errorf(cdp.NotFound, "profile not found")
 	}
 	// Counted from the timeline index (profile, event time), not kept per
 	// profile: see migration 00005.
@@ -193,8 +199,11 @@ func (s *Profiles) Timeline(ctx context.Context, ws cdp.WorkspaceID, id cdp.Prof
 	if err != nil {
 		return nil, err
 	}
-	var merged sql.NullString
-	if err := s.db.rd().QueryRowContext(ctx, `SELECT merged_into FROM profiles WHERE id = $1 AND workspace_id = $2`, id, ws).Scan(&merged); err != nil || merged.Valid {
+	var (
+		merged   sql.NullString
+		shredded bool
+	)
+	if err := s.db.rd().QueryRowContext(ctx, `SELECT merged_into, data_key IS NULL FROM profiles WHERE id = $1 AND workspace_id = $2`, id, ws).Scan(&merged, &shredded); err != nil || merged.Valid || shredded {
 		if err == nil || errors.Is(err, sql.ErrNoRows) {
 			return nil, cdp.Errorf(cdp.NotFound, "profile not found")
 		}
