@@ -18,6 +18,8 @@ import (
 func TestAnalyzeTablesThatChanged(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *sqlstore.DB) {
 		ctx := context.Background()
+		// Tables growing from nothing are analyzed whatever the setting.
+		db.AssumeAutovacuumForTest("on")
 		addPeople(t, db, 300)
 		n, err := db.Analyze(ctx)
 		if err != nil {
@@ -108,4 +110,59 @@ func waitAnalyzed(t *testing.T, db *sqlstore.DB, n int) int {
 		}
 	}
 	return n
+}
+
+// TestAnalyzeLeavesLargeTablesToAutovacuum: with autovacuum on, Custos
+// analyzes a table that grew from nothing at once, but one already analyzed
+// at a size where plans no longer change it leaves to autovacuum; with
+// autovacuum off it analyzes that one as autovacuum would, at most once a
+// minute.
+func TestAnalyzeLeavesLargeTablesToAutovacuum(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, sqlstore.Config{URL: testenv.PostgresURL(t)})
+	db.AssumeAutovacuumForTest("on")
+	grow := func(from, to int) {
+		t.Helper()
+		if err := db.ExecForTest(ctx, `INSERT INTO message_ids (client_time, source_id, message_hash)
+			SELECT g, 'src', int4send(g) FROM generate_series($1::int, $2::int) AS g`, from, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	due := func() {
+		t.Helper()
+		for deadline := time.Now().Add(45 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			n, err := db.QueryStringForTest(ctx, `SELECT count(*) FROM pg_stat_user_tables
+				WHERE relname = 'message_ids' AND n_mod_since_analyze > 50 + n_live_tup / 10`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == "1" {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the server never counted the new rows")
+			}
+		}
+	}
+	grow(1, 20000)
+	due()
+	if n, err := db.Analyze(ctx); err != nil || n != 1 {
+		t.Fatalf("a table never analyzed: analyzed %d (err %v), want 1", n, err)
+	}
+	grow(20001, 26000)
+	due()
+	if n, err := db.Analyze(ctx); err != nil || n != 0 {
+		t.Fatalf("a table analyzed at 20,000 rows: analyzed %d (err %v) with autovacuum on, want 0", n, err)
+	}
+	// With autovacuum off, as autovacuum would: not within a minute of
+	// the last analysis, and then again.
+	db.AssumeAutovacuumForTest("off")
+	if n, err := db.Analyze(ctx); err != nil || n != 0 {
+		t.Fatalf("autovacuum off, analyzed seconds ago: analyzed %d (err %v), want 0", n, err)
+	}
+	db.SetAnalyzeEveryForTest(time.Second)
+	time.Sleep(1100 * time.Millisecond)
+	if n, err := db.Analyze(ctx); err != nil || n != 1 {
+		t.Fatalf("autovacuum off, analyzed over the interval ago: analyzed %d (err %v), want 1", n, err)
+	}
 }

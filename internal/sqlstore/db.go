@@ -55,6 +55,20 @@ type DB struct {
 	// stmts are the SQLite writer's statements kept prepared across
 	// transactions.
 	stmts stmtCache
+	// autovacuumForTest, set, replaces the server's autovacuum setting;
+	// analyzeEveryForTest, set, the minute between analyses of a large
+	// table.
+	autovacuumForTest   atomic.Pointer[string]
+	analyzeEveryForTest atomic.Pointer[time.Duration]
+}
+
+// analyzeEvery is how long Analyze leaves a large table it analyzed where
+// autovacuum is off: autovacuum's own interval.
+func (db *DB) analyzeEvery() time.Duration {
+	if d := db.analyzeEveryForTest.Load(); d != nil {
+		return *d
+	}
+	return time.Minute
 }
 
 // cached reports whether a settings cache entry valid until until may be
@@ -212,16 +226,25 @@ const (
 	analyzeJob job = 1 // analyzing tables
 )
 
+// smallTable is the size (rows) below which a table's statistics make
+// the planner scan it rather than use an index.
+const smallTable = 10000
+
 // Analyze refreshes the planner's statistics of tables that changed much
 // since they were last analyzed (autovacuum's threshold: 50 rows and a
-// tenth of the table), and returns how many it analyzed. On PostgreSQL it
-// does so whether or not autovacuum is on, one node at a time. Without
-// statistics the planner takes a table of a million identities for an
-// empty one and scans it whole for every lookup; and a statement prepared
-// while a table was nearly empty keeps such a plan (PostgreSQL plans it
-// once for all after five runs) until the table is analyzed, which
-// autovacuum's worker looks at only once a minute. On SQLite it runs
-// PRAGMA optimize with a bounded sample.
+// tenth of the table), and returns how many it analyzed.
+//
+// On PostgreSQL, one node at a time, it analyzes at once the tables last
+// analyzed (if ever) with fewer than smallTable rows: without statistics
+// the planner takes a table of a million identities for an empty one and
+// scans it whole for every lookup, and a statement prepared while a table
+// was nearly empty keeps such a plan (PostgreSQL plans it once for all
+// after five runs) until the table is analyzed, which autovacuum's worker
+// looks at only once a minute. Larger tables' plans no longer change with
+// their size: those it leaves to autovacuum, or where autovacuum is off
+// analyzes as it would, at most once a minute each.
+//
+// On SQLite it runs PRAGMA optimize with a bounded sample.
 func (db *DB) Analyze(ctx context.Context) (int, error) {
 	if db.dialect.name() == "sqlite" {
 		// A bounded sample per index keeps this to milliseconds on the
@@ -238,8 +261,21 @@ func (db *DB) Analyze(ctx context.Context) (int, error) {
 		if ok, err := db.dialect.turn(ctx, q, analyzeJob); err != nil || !ok {
 			return err
 		}
-		rows, err := q.QueryContext(ctx, `SELECT quote_ident(schemaname) || '.' || quote_ident(relname) FROM pg_stat_user_tables
-			WHERE schemaname = current_schema() AND n_mod_since_analyze > 50 + n_live_tup / 10`)
+		var autovacuum string
+		if err := q.QueryRowContext(ctx, `SELECT current_setting('autovacuum')`).Scan(&autovacuum); err != nil {
+			return err
+		}
+		if v := db.autovacuumForTest.Load(); v != nil {
+			autovacuum = *v
+		}
+		// Tables last analyzed (if ever) when they were small at once:
+		// their statistics are the ones that make plans scan. The others
+		// only with autovacuum off, and as it would: once a minute at most.
+		rows, err := q.QueryContext(ctx, `SELECT quote_ident(s.schemaname) || '.' || quote_ident(s.relname)
+			FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+			WHERE s.schemaname = current_schema() AND s.n_mod_since_analyze > 50 + s.n_live_tup / 10
+			  AND (c.reltuples < $2 OR ($1 AND coalesce(greatest(s.last_analyze, s.last_autoanalyze) < now() - make_interval(secs => $3), true)))`,
+			autovacuum != "on", smallTable, db.analyzeEvery().Seconds())
 		if err != nil {
 			return err
 		}

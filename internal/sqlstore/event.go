@@ -103,7 +103,7 @@ func insertRows(ctx context.Context, q querier, d dialect, table string, cols []
 // clause, or nothing).
 func execRows(ctx context.Context, q querier, d dialect, table string, cols []string, rows [][]any, tail string) error {
 	head := `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) VALUES `
-	for chunk := range chunks(rows) {
+	for chunk := range chunks(d, rows) {
 		args := make([]any, 0, len(cols)*len(chunk))
 		for _, r := range chunk {
 			args = append(args, r...)
@@ -186,13 +186,18 @@ func inSet[T ~string](d dialect, col string, from int, pgType string, vals []T) 
 }
 
 // chunks splits rows into the pieces multi-row statements take:
-// rowsPerStatement rows while that many are left, then the largest power
-// of two that fits, so that statements come in a few shapes, which stay
-// prepared.
-func chunks[T any](rows []T) iter.Seq[[]T] {
+// rowsPerStatement rows while that many are left, then on SQLite the
+// largest power of two that fits, so that statements come in a few
+// shapes, which stay prepared (stmtCache). On PostgreSQL the rest goes in
+// one statement: each statement is a round trip to the server, and the
+// driver's own cache prepares each shape once.
+func chunks[T any](d dialect, rows []T) iter.Seq[[]T] {
 	return func(yield func([]T) bool) {
 		for len(rows) > 0 {
-			n := chunkLen(len(rows))
+			n := min(len(rows), rowsPerStatement)
+			if d.name() == "sqlite" {
+				n = chunkLen(len(rows))
+			}
 			if !yield(rows[:n]) {
 				return
 			}
@@ -242,7 +247,7 @@ func claimMessageIDs(ctx context.Context, tx querier, db *DB, events []cdp.Event
 	sorted := slices.Clone(fresh)
 	slices.SortFunc(sorted, func(a, b int) int { return compareKeys(keys[a], keys[b]) })
 	claimed := make(map[dedupKey]bool, len(fresh))
-	for idx := range chunks(sorted) {
+	for idx := range chunks(d, sorted) {
 		args := make([]any, 0, 3*len(idx))
 		for _, i := range idx {
 			args = append(args, keys[i].at, events[i].SourceID, []byte(keys[i].hash))

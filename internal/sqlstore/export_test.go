@@ -4,6 +4,7 @@ import (
 	"context"
 	"io/fs"
 	"os"
+	"time"
 
 	"github.com/pressly/goose/v3"
 )
@@ -57,3 +58,11 @@ func (db *DB) MigrateDownToForTest(ctx context.Context, version int64) error {
 	db.legacyIDs.Store(legacyUnknown)
 	return err
 }
+
+// AssumeAutovacuumForTest makes Analyze act as if the server's autovacuum
+// setting were v ("on" or "off").
+func (db *DB) AssumeAutovacuumForTest(v string) { db.autovacuumForTest.Store(&v) }
+
+// SetAnalyzeEveryForTest replaces the minute Analyze leaves a large table
+// it analyzed where autovacuum is off.
+func (db *DB) SetAnalyzeEveryForTest(d time.Duration) { db.analyzeEveryForTest.Store(&d) }

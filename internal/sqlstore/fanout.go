@@ -136,7 +136,7 @@ func (a *applier) flushForwarding(ctx context.Context) error {
 
 func insertDeliveries(ctx context.Context, q querier, d dialect, rows []deliveryRow) error {
 	const cols = 10
-	for chunk := range chunks(rows) {
+	for chunk := range chunks(d, rows) {
 		var b strings.Builder
 		b.WriteString(`INSERT INTO deliveries (destination_id, delivery_key, workspace_id, profile_id, kind, message_id, status, reason, created_at, updated_at, attempts, last_error) VALUES `)
 		args := make([]any, 0, cols*len(chunk))

@@ -983,7 +983,7 @@ func upsertTraits(ctx context.Context, q querier, d dialect, p cdp.ProfileID, ro
 // writeTraits writes trait rows, each of its own profile.
 func writeTraits(ctx context.Context, q querier, d dialect, rows []traitRow) error {
 	const cols = 4
-	for chunk := range chunks(rows) {
+	for chunk := range chunks(d, rows) {
 		args := make([]any, 0, cols*len(chunk))
 		for _, r := range chunk {
 			args = append(args, r.profile, r.name, r.value, r.at)

@@ -42,7 +42,7 @@ func TestStatementShapes(t *testing.T) {
 			rows[i] = i
 		}
 		next := 0
-		for c := range chunks(rows) {
+		for c := range chunks(sqliteDialect{}, rows) {
 			if len(c) == 0 || c[0] != next {
 				t.Fatalf("%d rows: a chunk of %d starts at row %v, want %d", n, len(c), c, next)
 			}
@@ -58,6 +58,15 @@ func TestStatementShapes(t *testing.T) {
 	}
 	if len(shapes) > 10 {
 		t.Fatalf("%d statement lengths, want at most 10", len(shapes))
+	}
+	// PostgreSQL: one statement per rowsPerStatement rows (a round trip
+	// each), the rest in one.
+	var pg []int
+	for c := range chunks(postgresDialect{}, make([]int, 2*rowsPerStatement+37)) {
+		pg = append(pg, len(c))
+	}
+	if want := []int{rowsPerStatement, rowsPerStatement, 37}; fmt.Sprint(pg) != fmt.Sprint(want) {
+		t.Fatalf("PostgreSQL chunks %v, want %v", pg, want)
 	}
 	if padLen(0) != 0 || padLen(1) != 1 {
 		t.Fatalf("padLen(0), padLen(1) = %d, %d", padLen(0), padLen(1))
