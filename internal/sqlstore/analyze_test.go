@@ -2,7 +2,6 @@ package sqlstore_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"testing"
 	"time"
@@ -45,19 +44,7 @@ func TestOneNodeAnalyzesAtATime(t *testing.T) {
 	url := testenv.PostgresURL(t)
 	db := openDB(t, sqlstore.Config{URL: url})
 	addPeople(t, db, 300)
-	other, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	tx, err := other.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1::int, 1)`, 0x43555350); err != nil {
-		t.Fatal(err)
-	}
+	done := holdTurn(t, url, 1)
 	// Once the server knows the tables changed, a round finds the turn
 	// taken.
 	for deadline := time.Now().Add(45 * time.Second); ; time.Sleep(200 * time.Millisecond) {
@@ -76,9 +63,7 @@ func TestOneNodeAnalyzesAtATime(t *testing.T) {
 	if n, err := db.Analyze(ctx); err != nil || n != 0 {
 		t.Fatalf("analyzed %d tables (err %v) while another node was analyzing", n, err)
 	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	done()
 	if n, err := db.Analyze(ctx); err != nil || n == 0 {
 		t.Fatalf("analyzed %d tables (err %v) once the other node was done", n, err)
 	}

@@ -228,33 +228,43 @@ func TestMessageIDsFromBeforeTimeKeys(t *testing.T) {
 // node's pruning transaction under way, prunes nothing and fails nothing;
 // once that is done, it prunes.
 func TestOneNodePrunesAtATime(t *testing.T) {
-	ctx := context.Background()
 	url := testenv.PostgresURL(t)
 	db := openDB(t, sqlstore.Config{URL: url})
 	p := newProfiles(t, db)
 	if n := applied(t, p, sent("old-1", t0, t0), sent("old-2", time.Time{}, t0)); n != 2 {
 		t.Fatal("not applied")
 	}
+	done := holdTurn(t, url, 0)
+	if n := prune(t, db, t0.Add(48*time.Hour), time.Hour); n != 0 {
+		t.Errorf("pruned %d ids while another node was pruning", n)
+	}
+	done()
+	if n := prune(t, db, t0.Add(48*time.Hour), time.Hour); n != 2 {
+		t.Errorf("pruned %d ids, want 2", n)
+	}
+}
+
+// holdTurn takes the turn of maintenance job key (0 pruning, 1 analyzing)
+// in a transaction of another connection, as another node would, until
+// the returned function ends it.
+func holdTurn(t *testing.T, url string, key int) (done func()) {
+	t.Helper()
 	other, err := sql.Open("pgx", url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer other.Close()
-	tx, err := other.BeginTx(ctx, nil)
+	tx, err := other.BeginTx(context.Background(), nil)
 	if err != nil {
+		other.Close()
 		t.Fatal(err)
 	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1::int, 0)`, 0x43555350); err != nil {
+	end := func() {
+		_ = tx.Rollback()
+		other.Close()
+	}
+	t.Cleanup(end)
+	if _, err := tx.Exec(`SELECT pg_advisory_xact_lock($1::int, $2::int)`, 0x43555350, key); err != nil {
 		t.Fatal(err)
 	}
-	if n := prune(t, db, t0.Add(48*time.Hour), time.Hour); n != 0 {
-		t.Errorf("pruned %d ids while another node was pruning", n)
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if n := prune(t, db, t0.Add(48*time.Hour), time.Hour); n != 2 {
-		t.Errorf("pruned %d ids, want 2", n)
-	}
+	return end
 }

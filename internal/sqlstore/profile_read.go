@@ -177,18 +177,7 @@ func (s *Profiles) groups(ctx context.Context, p cdp.ProfileID, dk *vault.DataKe
 // profile it was merged into. NotFound if the workspace has no such
 // profile.
 func (s *Profiles) Live(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID) (cdp.ProfileID, error) {
-	var merged sql.NullString
-	err := s.db.rd().QueryRowContext(ctx, `SELECT merged_into FROM profiles WHERE id = $1 AND workspace_id = $2`, id, ws).Scan(&merged)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", cdp.Errorf(cdp.NotFound, "profile not found")
-	}
-	if err != nil {
-		return "", s.db.dialect.translate(err)
-	}
-	if merged.Valid {
-		return cdp.ProfileID(merged.String), nil
-	}
-	return id, nil
+	return s.liveProfile(ctx, s.db.rd(), ws, id)
 }
 
 // Timeline returns up to limit events of a live profile, newest (by event
