@@ -11,10 +11,10 @@ import (
 )
 
 // TestKeysRotateWhileServing: `custos keys rotate` runs beside a serving
-// process; events keep flowing through it, every data key is rewrapped,
-// and a process started afterwards (with nothing cached) reads every
-// profile: those rewrapped under the new version and those the running
-// process wrapped with the version it still had.
+// process, which goes on taking and showing events afterwards; every data
+// key is rewrapped, and a process started afterwards (with nothing cached)
+// reads every profile: those rewrapped under the new version and the one
+// the running process wrapped with the version it still had.
 func TestKeysRotateWhileServing(t *testing.T) {
 	eachBackend(t, func(t *testing.T, be backend) {
 		dir := t.TempDir()

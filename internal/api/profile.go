@@ -218,8 +218,9 @@ func (a *API) profileMerges(w http.ResponseWriter, r *http.Request, tok cdp.APIT
 
 // redirectMerged answers a request for a part (sub, such as "/events") of
 // a profile that was merged into another with a redirect (308) to the same
-// part of the live profile, query kept, as GET /api/v1/profiles/{id} does,
-// and reports whether it did. NotFound if there is no such profile.
+// part of the live profile, its query kept, as GET /api/v1/profiles/{id}
+// redirects to the live profile; and reports whether it did. NotFound if
+// there is no such profile.
 func (a *API) redirectMerged(w http.ResponseWriter, r *http.Request, tok cdp.APIToken, sub string) (bool, error) {
 	id := cdp.ProfileID(r.PathValue("id"))
 	live, err := a.deps.Profiles.Live(r.Context(), tok.WorkspaceID, id)

@@ -92,7 +92,7 @@ func (r Rules) Allowed(id cdp.Identity) bool {
 	}
 	for _, b := range r.Blocked {
 		b = strings.TrimSpace(b)
-		if id.Type == cdp.Phone {
+		if id.Type == cdp.Phone && b != "" && (b[0] == '+' || b[0] == '(' || b[0] >= '0' && b[0] <= '9') {
 			// As identities are: "+1 (202) 555-0100" blocks +12025550100.
 			b = cdp.NormalizeIdentityValue(cdp.Phone, b)
 		}

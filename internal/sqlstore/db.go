@@ -235,7 +235,8 @@ const smallTable = 10000
 // tenth of the table), and returns how many it analyzed.
 //
 // On PostgreSQL, one node at a time, it analyzes at once the tables last
-// analyzed (if ever) with fewer than smallTable rows: without statistics
+// analyzed (if ever) with fewer than smallTable rows that have since grown
+// past twice that and a thousand rows more: without statistics
 // the planner takes a table of a million identities for an empty one and
 // scans it whole for every lookup, and a statement prepared while a table
 // was nearly empty keeps such a plan (PostgreSQL plans it once for all
@@ -268,13 +269,16 @@ func (db *DB) Analyze(ctx context.Context) (int, error) {
 		if v := db.autovacuumForTest.Load(); v != nil {
 			autovacuum = *v
 		}
-		// Tables last analyzed (if ever) when they were small at once:
-		// their statistics are the ones that make plans scan. The others
-		// only with autovacuum off, and as it would: once a minute at most.
+		// At once, tables last analyzed (if ever) when they were small and
+		// that have grown well past it: their statistics are the ones that
+		// make plans scan. (Queues, whose rows come and go, stay small.)
+		// The others only with autovacuum off, and as it would: once a
+		// minute at most.
 		rows, err := q.QueryContext(ctx, `SELECT quote_ident(s.schemaname) || '.' || quote_ident(s.relname)
 			FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
 			WHERE s.schemaname = current_schema() AND s.n_mod_since_analyze > 50 + s.n_live_tup / 10
-			  AND (c.reltuples < $2 OR ($1 AND coalesce(greatest(s.last_analyze, s.last_autoanalyze) < now() - make_interval(secs => $3), true)))`,
+			  AND ((c.reltuples < $2 AND s.n_live_tup > 2 * greatest(c.reltuples, 0) + 1000)
+			    OR ($1 AND coalesce(greatest(s.last_analyze, s.last_autoanalyze) < now() - make_interval(secs => $3), true)))`,
 			autovacuum != "on", smallTable, db.analyzeEvery().Seconds())
 		if err != nil {
 			return err
@@ -435,6 +439,24 @@ func (db *DB) tx(ctx context.Context, fn func(querier) error) error {
 	return nil
 }
 
+// retryTx runs fn in a write transaction like tx, starting over (up to
+// ten times, after a short pause) when the database reports a conflict or
+// is busy, such as a deadlock it broke.
+func (db *DB) retryTx(ctx context.Context, fn func(querier) error) error {
+	var err error
+	for attempt := range 10 {
+		if err = db.tx(ctx, fn); err == nil || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 10 * time.Millisecond):
+		}
+	}
+	return err
+}
+
 // preparedTx runs a SQLite write transaction's statements. Each distinct
 // statement is prepared at most once per transaction, so that one run for
 // every event of a batch is parsed once, not once per event, and one the
@@ -454,13 +476,13 @@ func (c *preparedTx) stmt(ctx context.Context, query string) *sql.Stmt {
 	if st, ok := c.m[query]; ok {
 		return st
 	}
-	if len(c.m) >= maxPrepared {
-		return nil
-	}
 	if sh := c.shared.get(query); sh != nil {
 		st := c.tx.StmtContext(ctx, sh)
 		c.m[query] = st
 		return st
+	}
+	if len(c.m) >= maxPrepared {
+		return nil
 	}
 	c.shared.want(query)
 	st, err := c.tx.PrepareContext(ctx, query)
@@ -498,20 +520,26 @@ func fromMicros(n int64) time.Time { return time.UnixMicro(n).UTC() }
 
 // stmtCache keeps the SQLite writer's statements prepared from one
 // transaction to the next: parsing a statement costs as much as running it
-// for a few rows, and every batch runs the same few dozen. A statement a
-// transaction had to prepare itself is prepared here before the next
-// transaction begins, as the writer's one connection is then free.
+// for a few rows, and every batch runs the same few dozen. A statement
+// transactions had to prepare themselves twice is prepared here before the
+// next transaction begins (on the writer's one connection, once no
+// transaction holds it).
 type stmtCache struct {
 	mu      sync.Mutex
 	m       map[string]*sql.Stmt
+	seen    map[string]bool // prepared by a transaction once
 	pending map[string]bool
 	// txPrepares counts statements prepared inside transactions (tests).
 	txPrepares atomic.Int64
 }
 
 // maxShared bounds the statements kept; past it a transaction prepares
-// its own, as it would without the cache.
-const maxShared = 256
+// its own, as it would without the cache. maxSeen bounds the statements
+// remembered as seen once.
+const (
+	maxShared = 256
+	maxSeen   = 4096
+)
 
 func (c *stmtCache) get(query string) *sql.Stmt {
 	c.mu.Lock()
@@ -519,13 +547,25 @@ func (c *stmtCache) get(query string) *sql.Stmt {
 	return c.m[query]
 }
 
-// want asks for query to be prepared before the next transaction.
+// want notes that a transaction had to prepare query. Seen a second time,
+// it is prepared for good before the next transaction: a statement whose
+// text varies (a list of any length) is not kept for one use.
 func (c *stmtCache) want(query string) {
 	c.txPrepares.Add(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.seen == nil {
+		c.seen = map[string]bool{}
+	}
 	if c.pending == nil {
 		c.pending = map[string]bool{}
+	}
+	if !c.seen[query] {
+		if len(c.seen) >= maxSeen {
+			clear(c.seen)
+		}
+		c.seen[query] = true
+		return
 	}
 	if len(c.m)+len(c.pending) < maxShared {
 		c.pending[query] = true

@@ -175,9 +175,23 @@ func (s *Profiles) groups(ctx context.Context, p cdp.ProfileID, dk *vault.DataKe
 
 // Live returns the live profile a profile id names: itself, or the
 // profile it was merged into. NotFound if the workspace has no such
-// profile.
+// profile, or its key was destroyed (an erasure under way).
 func (s *Profiles) Live(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID) (cdp.ProfileID, error) {
-	return s.liveProfile(ctx, s.db.rd(), ws, id)
+	live, err := s.liveProfile(ctx, s.db.rd(), ws, id)
+	if err != nil {
+		return "", err
+	}
+	var shredded bool
+	if err := s.db.rd().QueryRowContext(ctx, `SELECT data_key IS NULL FROM profiles WHERE id = $1`, live).Scan(&shredded); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", cdp.Errorf(cdp.NotFound, "profile not found")
+		}
+		return "", s.db.dialect.translate(err)
+	}
+	if shredded {
+		return "", cdp.Errorf(cdp.NotFound, "profile not found")
+	}
+	return live, nil
 }
 
 // Timeline returns up to limit events of a live profile, newest (by event
@@ -287,11 +301,14 @@ func (s *Profiles) readEvents(ctx context.Context, keys *vault.Keys, q string, a
 // directly), newest first: after A into B and B into C, C's history holds
 // both merges.
 func (s *Profiles) Merges(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID) ([]cdp.Merge, error) {
+	// Two halves, each an index lookup per profile (an OR of IN lists
+	// made PostgreSQL scan every merge of every workspace).
+	const cols = `id, survivor_id, merged_id, rule, message_id, source_id, created_at, undone_at`
+	const profiles = `(SELECT CAST($2 AS TEXT) UNION ALL SELECT id FROM profiles WHERE merged_into = $2)`
 	rows, err := s.db.rd().QueryContext(ctx,
-		`SELECT id, survivor_id, merged_id, rule, message_id, source_id, created_at, undone_at FROM merges
-		 WHERE workspace_id = $1 AND (survivor_id = $2 OR merged_id = $2
-		   OR survivor_id IN (SELECT id FROM profiles WHERE merged_into = $2)
-		   OR merged_id IN (SELECT id FROM profiles WHERE merged_into = $2))
+		`SELECT `+cols+` FROM merges WHERE workspace_id = $1 AND survivor_id IN `+profiles+`
+		 UNION
+		 SELECT `+cols+` FROM merges WHERE workspace_id = $1 AND merged_id IN `+profiles+`
 		 ORDER BY created_at DESC, id`, ws, id)
 	if err != nil {
 		return nil, s.db.dialect.translate(err)
