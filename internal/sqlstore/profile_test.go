@@ -309,6 +309,9 @@ func TestDestroyKeyMakesDataUnreadable(t *testing.T) {
 		if _, err := other.Timeline(ctx, ws, id, cdp.TimelineFilter{}, cdp.TimelineCursor{}, 10); !cdp.IsKind(err, cdp.NotFound) {
 			t.Errorf("another process with the key cached read the timeline after the key was destroyed: %v", err)
 		}
+		if _, err := other.Live(ctx, ws, id); !cdp.IsKind(err, cdp.NotFound) {
+			t.Errorf("a profile whose key was destroyed is still live: %v", err)
+		}
 		// A fresh store (no cached keys) cannot read any of it.
 		root := sqlstore.NewProfiles(db, p.Vault())
 		if _, err := root.Get(ctx, ws, id); err == nil {
