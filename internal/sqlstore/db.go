@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	mrand "math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -439,22 +440,24 @@ func (db *DB) tx(ctx context.Context, fn func(querier) error) error {
 	return nil
 }
 
-// retryTx runs fn in a write transaction like tx, starting over (up to
-// ten times, after a short pause) when the database reports a conflict or
-// is busy, such as a deadlock it broke.
-func (db *DB) retryTx(ctx context.Context, fn func(querier) error) error {
+// retryTx runs fn in a write transaction like tx, starting over, up to
+// attempts times in all, after a short pause that grows (with jitter, so
+// that two writers that collided do not collide again), when the database
+// reports a conflict or is busy, such as a deadlock it broke. It returns
+// how many times it started over.
+func (db *DB) retryTx(ctx context.Context, attempts int, fn func(querier) error) (int, error) {
 	var err error
-	for attempt := range 10 {
-		if err = db.tx(ctx, fn); err == nil || !retryable(err) || ctx.Err() != nil {
-			return err
+	for attempt := range attempts {
+		if err = db.tx(ctx, fn); err == nil || !retryable(err) || ctx.Err() != nil || attempt == attempts-1 {
+			return attempt, err
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 10 * time.Millisecond):
+			return attempt, ctx.Err()
+		case <-time.After(time.Duration(attempt+1)*2*time.Millisecond + time.Duration(mrand.Int64N(int64(10*time.Millisecond)))):
 		}
 	}
-	return err
+	return attempts - 1, err
 }
 
 // preparedTx runs a SQLite write transaction's statements. Each distinct

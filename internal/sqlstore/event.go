@@ -171,18 +171,30 @@ func inSet[T ~string](d dialect, col string, from int, pgType string, vals []T) 
 		}
 		return fmt.Sprintf("%s = ANY($%d::%s[])", col, from, pgType), []any{arr}
 	}
-	// Lists come in a few lengths (padded with the last value), so that
-	// the statements stay prepared.
-	args := make([]any, padLen(len(vals)))
-	for i := range args {
-		v := vals[min(i, len(vals)-1)]
+	args := make([]any, len(vals))
+	for i, v := range vals {
 		if pgType == "bytea" {
 			args[i] = []byte(v)
 		} else {
 			args[i] = string(v)
 		}
 	}
+	args = padded(d, args)
 	return col + " IN (" + placeholders(from, len(args)) + ")", args
+}
+
+// padded returns the values of an IN list padded, on SQLite, to the next
+// power of two by repeating the last, so that lists come in a few lengths
+// and their statements stay prepared (stmtCache). The repeats match
+// nothing more.
+func padded(d dialect, args []any) []any {
+	if d.name() != "sqlite" {
+		return args
+	}
+	for n := len(args); len(args) < padLen(n); {
+		args = append(args, args[n-1])
+	}
+	return args
 }
 
 // chunks splits rows into the pieces multi-row statements take:

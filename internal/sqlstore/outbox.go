@@ -59,13 +59,7 @@ func (s *Outbox) Relay(ctx context.Context, limit int, publish func(context.Cont
 		for i, r := range recs {
 			args[i] = r.Seq
 		}
-		if s.db.dialect.name() == "sqlite" {
-			// A few list lengths (the last value repeated), so that the
-			// statement stays prepared (stmtCache).
-			for len(args) < padLen(len(recs)) {
-				args = append(args, args[len(recs)-1])
-			}
-		}
+		args = padded(s.db.dialect, args)
 		if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq IN (`+placeholders(1, len(args))+`)`, args...); err != nil {
 			return s.db.dialect.translate(err)
 		}

@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -87,27 +86,21 @@ func (s *Profiles) Apply(ctx context.Context, events []cdp.Event) (cdp.ApplyResu
 			return res, err
 		}
 	}
-	for attempt := range 20 {
+	var a *applier
+	retries, err := s.db.retryTx(ctx, 20, func(tx querier) error {
 		res = cdp.ApplyResult{}
-		var a *applier
-		err = s.db.tx(ctx, func(tx querier) error {
-			a = &applier{s: s, tx: tx, env: env, res: &res, owners: map[string]cdp.ProfileID{},
-				active: map[cdp.ProfileID]bool{}, exclusive: map[cdp.ProfileID]bool{}, payloads: payloads,
-				ledgers: map[cdp.ProfileID][]cdp.ConsentEntry{}, newKeys: map[cdp.ProfileID]*vault.DataKey{}}
-			return a.run(ctx, events)
-		})
-		if err == nil {
-			// New profiles' keys are shared only once their rows exist.
-			for p, dk := range a.newKeys {
-				s.keys.put(p, dk)
-			}
+		a = &applier{s: s, tx: tx, env: env, res: &res, owners: map[string]cdp.ProfileID{},
+			active: map[cdp.ProfileID]bool{}, exclusive: map[cdp.ProfileID]bool{}, payloads: payloads,
+			ledgers: map[cdp.ProfileID][]cdp.ConsentEntry{}, newKeys: map[cdp.ProfileID]*vault.DataKey{}}
+		return a.run(ctx, events)
+	})
+	if err == nil {
+		// New profiles' keys are shared only once their rows exist.
+		for p, dk := range a.newKeys {
+			s.keys.put(p, dk)
 		}
-		res.Retries = attempt
-		if err == nil || !retryable(err) || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Duration(attempt+1)*2*time.Millisecond + time.Duration(mrand.Int64N(int64(10*time.Millisecond))))
 	}
+	res.Retries = retries
 	return res, err
 }
 

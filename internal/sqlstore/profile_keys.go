@@ -52,7 +52,7 @@ func (s *Profiles) RewrapKeys(ctx context.Context, ws cdp.WorkspaceID) (int, err
 		// for a log fsync per key. On PostgreSQL a batch may deadlock with a
 		// merge re-pointing tombstones; it is tried again.
 		n := 0
-		err = s.db.retryTx(ctx, func(tx querier) error {
+		_, err = s.db.retryTx(ctx, 10, func(tx querier) error {
 			n = 0
 			for i, r := range batch {
 				res, err := tx.ExecContext(ctx, `UPDATE profiles SET data_key = $1 WHERE id = $2 AND data_key = $3`, rewrapped[i], r.id, r.wrapped)

@@ -174,24 +174,31 @@ func (s *Profiles) groups(ctx context.Context, p cdp.ProfileID, dk *vault.DataKe
 }
 
 // Live returns the live profile a profile id names: itself, or the
-// profile it was merged into. NotFound if the workspace has no such
-// profile, or its key was destroyed (an erasure under way).
+// profile it was merged into (tombstones point at it directly). NotFound if
+// the workspace has no such profile, or its key was destroyed (an erasure
+// under way; also for a process that still has the key cached).
 func (s *Profiles) Live(ctx context.Context, ws cdp.WorkspaceID, id cdp.ProfileID) (cdp.ProfileID, error) {
-	live, err := s.liveProfile(ctx, s.db.rd(), ws, id)
-	if err != nil {
-		return "", err
-	}
-	var shredded bool
-	if err := s.db.rd().QueryRowContext(ctx, `SELECT data_key IS NULL FROM profiles WHERE id = $1`, live).Scan(&shredded); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
+	for range 2 {
+		var (
+			merged   sql.NullString
+			shredded bool
+		)
+		err := s.db.rd().QueryRowContext(ctx, `SELECT merged_into, data_key IS NULL FROM profiles WHERE id = $1 AND workspace_id = $2`, id, ws).
+			Scan(&merged, &shredded)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
 			return "", cdp.Errorf(cdp.NotFound, "profile not found")
+		case err != nil:
+			return "", s.db.dialect.translate(err)
+		case merged.Valid:
+			id = cdp.ProfileID(merged.String)
+		case shredded:
+			return "", cdp.Errorf(cdp.NotFound, "profile not found")
+		default:
+			return id, nil
 		}
-		return "", s.db.dialect.translate(err)
 	}
-	if shredded {
-		return "", cdp.Errorf(cdp.NotFound, "profile not found")
-	}
-	return live, nil
+	return "", cdp.Errorf(cdp.NotFound, "profile not found")
 }
 
 // Timeline returns up to limit events of a live profile, newest (by event
@@ -202,15 +209,11 @@ func (s *Profiles) Timeline(ctx context.Context, ws cdp.WorkspaceID, id cdp.Prof
 	if err != nil {
 		return nil, err
 	}
-	var (
-		merged   sql.NullString
-		shredded bool
-	)
-	if err := s.db.rd().QueryRowContext(ctx, `SELECT merged_into, data_key IS NULL FROM profiles WHERE id = $1 AND workspace_id = $2`, id, ws).Scan(&merged, &shredded); err != nil || merged.Valid || shredded {
-		if err == nil || errors.Is(err, sql.ErrNoRows) {
-			return nil, cdp.Errorf(cdp.NotFound, "profile not found")
+	if live, err := s.Live(ctx, ws, id); err != nil || live != id {
+		if err == nil {
+			err = cdp.Errorf(cdp.NotFound, "profile not found")
 		}
-		return nil, s.db.dialect.translate(err)
+		return nil, err
 	}
 	where := []string{"profile_id = $1"}
 	args := []any{id}
